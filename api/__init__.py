@@ -1,0 +1,1 @@
+"""api adapter (see its issue)."""

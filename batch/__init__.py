@@ -1,0 +1,1 @@
+"""batch adapter (see its issue)."""

@@ -1,0 +1,4 @@
+"""eaas: explainability as a service.
+
+The `eaas` command composes explain/, api/, batch/ and reports/.
+"""

@@ -1,0 +1,83 @@
+"""The `eaas` command: a thin layer, each subcommand a few lines calling into a package."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Explainability as a service.")
+explainer_app = typer.Typer(no_args_is_help=True, help="Build explainers for registered models.")
+app.add_typer(explainer_app, name="explainer")
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """One line, no stack trace: expected errors carry their own message."""
+    msg = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _run(fn, *args, **kwargs):
+    from mlflow.exceptions import MlflowException
+
+    from explain.errors import EaasError
+
+    try:
+        return fn(*args, **kwargs)
+    except (EaasError, MlflowException, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@explainer_app.command("build")
+def explainer_build(
+    model: str = typer.Option(..., help="models:/NAME/VERSION or models:/NAME@ALIAS"),
+    method: str = typer.Option(
+        "auto", help="auto|tree|linear|permutation|partition|kernel|text|integrated-gradients"
+    ),
+    background: str = typer.Option(None, help="Parquet or CSV with the model's input columns"),
+    background_size: int = typer.Option(100, help="Rows sampled from the background"),
+    max_evals: int = typer.Option(None, help="Evaluation budget of sampled methods"),
+    seed: int = typer.Option(None, help="Seed of sampled methods"),
+    name: str = typer.Option(None, help="Registered name (default: <source name>-explainer)"),
+) -> None:
+    """Build, log and register an explainer; the last line printed is its models:/ URI."""
+    from explain.build import build_explainer
+
+    res = _run(
+        build_explainer,
+        model,
+        method=method,
+        background=background,
+        background_size=background_size,
+        max_evals=max_evals,
+        seed=seed,
+        name=name,
+    )
+    typer.echo(f"method={res.method} output_space={res.output_space} run_id={res.run_id}")
+    typer.echo(res.uri)
+
+
+@app.command()
+def demo(
+    train_seconds: float = typer.Option(240, help="Time budget to fine-tune the sentiment model"),
+    retrain: bool = typer.Option(False, help="Retrain demo models even if registered"),
+) -> None:
+    """Train and register the demo models (alias champion) and build their explainers."""
+    from eaas.demo import run_demo
+
+    _run(run_demo, train_seconds=train_seconds, retrain=retrain)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Error classes that carry their HTTP status, so every adapter maps them the same way.
+
+The CLI prints `message` on one line; the REST service returns {"error": {"code", "message"}}
+with `status`. Messages name the field and the reason and never echo a payload.
+"""
+
+from __future__ import annotations
+
+
+class EaasError(Exception):
+    """Base class: an expected failure with a stable code and an HTTP status."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(EaasError):
+    """The input does not fit the model (missing/extra column, wrong type, NaN...)."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class BadRequest(EaasError):
+    """A request or command argument is malformed."""
+
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(EaasError):
+    """Unknown registered model, version or alias."""
+
+    status = 404
+    code = "not_found"
+
+
+class UnsupportedModel(EaasError):
+    """The model's flavor or type cannot be explained with the asked method."""
+
+    status = 400
+    code = "unsupported"
+
+
+class MissingBackground(EaasError):
+    """A method needs background data and none was given or logged with the model."""
+
+    status = 400
+    code = "missing_background"

@@ -1,0 +1,83 @@
+"""Bar charts of explanations: global mean |SHAP| and one instance's signed attributions."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: servers and Spark workers have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+POS, NEG = "#d62728", "#1f77b4"  # shap's convention: red raises the output, blue lowers it
+
+
+def _space_label(space: str) -> str:
+    return {"probability": "probability", "log_odds": "log-odds", "raw": "raw output"}.get(
+        space, space
+    )
+
+
+def global_importance(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Mean |value| per feature (or token), per output, over the explained rows."""
+    out: dict[str, pd.Series] = {}
+    names = list(frame["output_names"].iloc[0])
+    for o, name in enumerate(names):
+        acc: dict[str, list[float]] = {}
+        for feats, vals in zip(frame["features"], frame["values"], strict=True):
+            for f, v in zip(feats, vals[o], strict=True):
+                acc.setdefault(str(f), []).append(abs(float(v)))
+        n = len(frame)  # tokens absent from a row count as 0 there
+        out[name] = pd.Series({f: sum(v) / n for f, v in acc.items()}).sort_values(ascending=False)
+    return out
+
+
+def global_bar(imp: pd.Series, output: str, space: str, title: str, top: int = 15) -> Figure:
+    top_imp = imp.head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(top_imp) + 1.6))
+    ax.barh(top_imp.index, top_imp.to_numpy(), color=POS)
+    ax.set_xlabel(f"mean |SHAP value| ({_space_label(space)} of '{output}')")
+    ax.set_title(f"{title}\nglobal importance for output '{output}'", fontsize=11)
+    ax.tick_params(axis="y", labelsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 12) -> Figure:
+    """Signed attributions of one explained instance for one output (default: the last)."""
+    names = list(row["output_names"])
+    o = output % len(names)
+    values = np.asarray(row["values"][o], dtype=float)
+    labels = _labels(row)
+    order = np.argsort(-np.abs(values))[:top][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) + 1.9))
+    # positions, not labels, on the axis: a repeated token must stay its own bar
+    ax.barh(range(len(order)), values[order], color=[POS if values[i] > 0 else NEG for i in order])
+    ax.set_yticks(range(len(order)), [labels[i] for i in order])
+    ax.axvline(0, color="black", linewidth=0.8)
+    base, pred = row["base_values"][o], row["prediction"][o]
+    ax.set_xlabel(f"SHAP value: contribution to '{names[o]}'")
+    ax.set_title(
+        f"{title}\n'{names[o]}': base {base:.3f} + sum of contributions = prediction {pred:.3f}",
+        fontsize=10,
+    )
+    ax.tick_params(axis="y", labelsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _labels(row: pd.Series) -> list[str]:
+    feats, data = list(row["features"]), list(row["data"])
+    if feats == data:  # text: the token is its own value
+        return [f"{f!r}" if len(f) < 30 else f"{f[:27]!r}..." for f in feats]
+    return [f"{f} = {_fmt(d)}" for f, d in zip(feats, data, strict=True)]
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

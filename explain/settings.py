@@ -1,0 +1,48 @@
+"""Core settings: one pydantic-settings class, read from `EAAS_*` environment variables.
+
+Adapters (the REST service) extend this class rather than defining a second one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoreSettings(BaseSettings):
+    """Settings shared by every entry point."""
+
+    model_config = SettingsConfigDict(env_prefix="EAAS_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("~/.eaas"),
+        description="Home folder of the embedded MLflow (SQLite store + artifacts), used when "
+        "MLFLOW_TRACKING_URI is not set; also the default place for reports and demo data.",
+    )
+    num_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Numeric threads per worker (torch, OpenMP, xgboost). On 2 busy cores two "
+        "threads per worker ran up to 15x slower than one, so the default is 1.",
+    )
+    trust_registry: bool = Field(
+        default=True,
+        description="Treat models in the configured registry as trusted code: sklearn/skops "
+        "models need deserialization to load. Requests can never name a model outside it.",
+    )
+    default_max_evals: int = Field(
+        default=500, ge=1, description="Default evaluation budget of sampled methods."
+    )
+    default_seed: int = Field(default=0, description="Default seed of sampled methods.")
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def core_settings() -> CoreSettings:
+    return CoreSettings()

@@ -1,0 +1,195 @@
+"""Load a source model from a local MLflow model folder and describe what it is.
+
+The explainer bundles the exact source model version (its MLflow folder), so the same loader runs
+at build time and when the explainer is loaded back, in the service or a Spark worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.models import Model
+
+from explain.errors import UnsupportedModel
+from explain.settings import core_settings
+
+TREE_TYPES = {
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "GradientBoostingClassifier",
+    "GradientBoostingRegressor",
+}
+# Tree models whose shap raw output is a margin (log-odds for binary), not a probability.
+MARGIN_TREES = {"GradientBoostingClassifier"}
+
+PredictFn = Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass
+class SourceModel:
+    """A loaded source model with the facts the explainer needs."""
+
+    flavor: str  # xgboost | lightgbm | sklearn | transformers | pyfunc
+    model: Any
+    kind: str  # tabular | text
+    feature_names: list[str]
+    output_names: list[str]
+    is_classifier: bool
+    input_example: pd.DataFrame | None = None
+    components: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def type_name(self) -> str:
+        return type(self.model).__name__
+
+    @property
+    def family(self) -> str:
+        """tree | linear | text | other: what `auto` picks from."""
+        if self.kind == "text":
+            return "text"
+        mod = type(self.model).__module__
+        if self.flavor in ("xgboost", "lightgbm") or self.type_name in TREE_TYPES:
+            return "tree"
+        if mod.startswith("sklearn.linear_model") or mod.startswith("sklearn.svm._classes"):
+            return "linear" if hasattr(self.model, "coef_") else "other"
+        return "other"
+
+    def predict_output(self, x: pd.DataFrame) -> np.ndarray:
+        """Black-box output (n, outputs): probabilities for classifiers, raw values otherwise."""
+        if self.flavor == "pyfunc":
+            out = self.model.predict(x)
+            arr = out.to_numpy() if hasattr(out, "to_numpy") else np.asarray(out)
+            return arr.astype(float).reshape(len(x), -1)
+        if self.is_classifier:
+            return np.asarray(self.model.predict_proba(x), dtype=float)
+        return np.asarray(self.model.predict(x), dtype=float).reshape(len(x), -1)
+
+    @property
+    def accepts_nan(self) -> bool:
+        """xgboost and lightgbm route missing values; other models would fail or mislead."""
+        return self.flavor in ("xgboost", "lightgbm")
+
+    @property
+    def output_space(self) -> str:
+        return "probability" if self.is_classifier else "raw"
+
+
+def load_source(path: str | Path) -> SourceModel:
+    """Load the MLflow model folder at `path` with its native flavor when we know it."""
+    path = str(path)
+    meta = Model.load(path)
+    flavors = meta.flavors
+    example = _input_example(meta, path)
+    if "transformers" in flavors:
+        return _load_transformers(path, example)
+    if "xgboost" in flavors:
+        import mlflow.xgboost
+
+        model = mlflow.xgboost.load_model(path)
+        _pin_threads(model)
+        return _tabular("xgboost", model, meta, example)
+    if "lightgbm" in flavors:
+        import mlflow.lightgbm
+
+        model = mlflow.lightgbm.load_model(path)
+        _pin_threads(model)
+        return _tabular("lightgbm", model, meta, example)
+    if "sklearn" in flavors:
+        return _tabular("sklearn", _load_sklearn(path), meta, example)
+    if "python_function" in flavors:
+        import mlflow.pyfunc
+
+        return _tabular("pyfunc", mlflow.pyfunc.load_model(path), meta, example)
+    raise UnsupportedModel(f"model flavors {sorted(flavors)} are not supported")
+
+
+def _load_sklearn(path: str) -> Any:
+    import mlflow.sklearn
+
+    if not core_settings().trust_registry:
+        raise UnsupportedModel("sklearn models need EAAS_TRUST_REGISTRY=true to be loaded")
+    # MLflow gates all sklearn deserialization (skops included) behind this flag; the registry
+    # is the operator's own store, and the skops trusted-type list in MLmodel still applies.
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    return mlflow.sklearn.load_model(path)
+
+
+def _pin_threads(model: Any) -> None:
+    n = core_settings().num_threads
+    if hasattr(model, "set_params"):
+        try:
+            model.set_params(n_jobs=n)
+        except ValueError:
+            pass
+
+
+def _input_example(meta: Model, path: str) -> pd.DataFrame | None:
+    try:
+        example = meta.load_input_example(path)
+    except Exception:  # an unreadable example only means no default background
+        return None
+    if isinstance(example, list) and example and all(isinstance(t, str) for t in example):
+        return pd.DataFrame({"text": example})  # text models log a list of strings
+    return example if isinstance(example, pd.DataFrame) else None
+
+
+def _feature_names(model: Any, meta: Model, example: pd.DataFrame | None) -> list[str]:
+    schema = meta.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        return list(schema.input_names())
+    names = getattr(model, "feature_names_in_", None)
+    if names is None and hasattr(model, "feature_name_"):
+        names = model.feature_name_
+    if names is not None:
+        return [str(n) for n in names]
+    if example is not None:
+        return [str(c) for c in example.columns]
+    raise UnsupportedModel("the model has no input signature, feature names or input example")
+
+
+def _tabular(flavor: str, model: Any, meta: Model, example: pd.DataFrame | None) -> SourceModel:
+    features = _feature_names(model, meta, example)
+    is_clf = flavor != "pyfunc" and hasattr(model, "predict_proba") and hasattr(model, "classes_")
+    names = (meta.metadata or {}).get("output_names")
+    if not names:
+        if is_clf:
+            names = [str(c) for c in model.classes_]
+        else:
+            schema = meta.get_output_schema()
+            has_names = schema is not None and schema.has_input_names()
+            names = list(schema.input_names()) if has_names else ["prediction"]
+    if example is not None:
+        example = example[[c for c in features if c in example.columns]]
+    return SourceModel(flavor, model, "tabular", features, [str(n) for n in names], is_clf, example)
+
+
+def _load_transformers(path: str, example: pd.DataFrame | None) -> SourceModel:
+    import mlflow.transformers
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(core_settings().num_threads)
+    parts = mlflow.transformers.load_model(path, return_type="components")
+    model = parts["model"].eval()
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return SourceModel(
+        "transformers",
+        model,
+        "text",
+        ["text"],
+        [str(x) for x in labels],
+        True,
+        input_example=example,
+        components={"tokenizer": parts["tokenizer"]},
+    )

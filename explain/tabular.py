@@ -1,0 +1,222 @@
+"""SHAP methods for tabular models: exact (tree, linear) and model-agnostic (sampled).
+
+Every method returns the model's own prediction in the method's output space next to the
+attributions, so additivity is measured against the real model, not against shap's own sums.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shap
+
+from explain.errors import BadRequest, MissingBackground, UnsupportedModel
+from explain.schema import Explanations
+from explain.source import MARGIN_TREES, SourceModel
+
+BLACK_BOX = ("permutation", "partition", "kernel")
+
+
+def _as_outputs(values: np.ndarray, base: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """shap's (n, f) or (n, f, k) values and (n,) or (n, k) bases -> (n, k, f) and (n, k)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 2:
+        values = values[:, None, :]
+    else:
+        values = np.transpose(values, (0, 2, 1))
+    base = np.asarray(base, dtype=float).reshape(n, -1)
+    if base.shape[1] == 1 and values.shape[1] > 1:
+        base = np.repeat(base, values.shape[1], axis=1)
+    return values, base
+
+
+def _binary_margin(values: np.ndarray, base: np.ndarray, margin: np.ndarray, n_classes: int):
+    """A binary margin (log-odds of class 1) as two outputs: class 0's log-odds is its negative."""
+    if n_classes == 2 and values.shape[1] == 1:
+        return (
+            np.concatenate([-values, values], axis=1),
+            np.concatenate([-base, base], axis=1),
+            np.concatenate([-margin, margin], axis=1),
+        )
+    return values, base, margin
+
+
+class TabularMethod(ABC):
+    """Common frame: check input, explain, package as Explanations."""
+
+    name = "base"
+    exact = False
+
+    def __init__(self, source: SourceModel, background: pd.DataFrame | None) -> None:
+        self.source = source
+        self.background = background
+
+    @property
+    def output_space(self) -> str:
+        return self.source.output_space
+
+    def explain(self, x: pd.DataFrame, max_evals: int, seed: int) -> Explanations:
+        values, base, pred = self._compute(x, max_evals, seed)
+        n = len(x)
+        rows = x.to_numpy(dtype=float)
+        names = self.source.output_names
+        if len(names) != values.shape[1]:  # e.g. a pyfunc without named outputs
+            names = [f"output_{i}" for i in range(values.shape[1])]
+        return Explanations(
+            output_names=names,
+            prediction=pred,
+            base_values=base,
+            values=[values[i] for i in range(n)],
+            features=[list(self.source.feature_names)] * n,
+            data=[list(map(float, rows[i])) for i in range(n)],
+        )
+
+    @abstractmethod
+    def _compute(self, x: pd.DataFrame, max_evals: int, seed: int):
+        """(values (n, k, f), base (n, k), prediction (n, k)) in the method's output space."""
+
+
+class TreeMethod(TabularMethod):
+    """Exact path-dependent TreeSHAP (no background needed)."""
+
+    name = "tree"
+    exact = True
+
+    def __init__(self, source: SourceModel, background: pd.DataFrame | None) -> None:
+        super().__init__(source, background)
+        if source.family != "tree":
+            raise UnsupportedModel(
+                f"method 'tree' needs a tree ensemble (xgboost, lightgbm, sklearn trees); "
+                f"the model is a {source.flavor} {source.type_name}"
+            )
+        self.explainer = shap.TreeExplainer(source.model)
+
+    @property
+    def output_space(self) -> str:
+        if not self.source.is_classifier:
+            return "raw"
+        if self.source.flavor in ("xgboost", "lightgbm") or self.source.type_name in MARGIN_TREES:
+            return "log_odds" if len(self.source.output_names) == 2 else "raw"
+        return "probability"
+
+    def _margin(self, x: pd.DataFrame) -> np.ndarray:
+        m = self.source.model
+        if self.source.flavor == "xgboost":
+            out = m.predict(x, output_margin=True)
+        elif self.source.flavor == "lightgbm":
+            out = m.predict(x, raw_score=True)
+        elif self.source.type_name in MARGIN_TREES:
+            out = m.decision_function(x)
+        elif self.source.is_classifier:
+            return np.asarray(m.predict_proba(x), dtype=float)
+        else:
+            out = m.predict(x)
+        return np.asarray(out, dtype=float).reshape(len(x), -1)
+
+    def _compute(self, x: pd.DataFrame, max_evals: int, seed: int):
+        sv = self.explainer(x, check_additivity=False)
+        values, base = _as_outputs(sv.values, sv.base_values, len(x))
+        pred = self._margin(x)
+        return _binary_margin(values, base, pred, len(self.source.output_names))
+
+
+class LinearMethod(TabularMethod):
+    """Exact linear SHAP with independent features: coef * (x - mean(background))."""
+
+    name = "linear"
+    exact = True
+
+    def __init__(self, source: SourceModel, background: pd.DataFrame | None) -> None:
+        super().__init__(source, background)
+        if source.family != "linear":
+            raise UnsupportedModel(
+                f"method 'linear' needs a linear model; the model is a "
+                f"{source.flavor} {source.type_name}"
+            )
+        if background is None:
+            raise MissingBackground("method 'linear' needs background data (--background)")
+        self.explainer = shap.LinearExplainer(source.model, shap.maskers.Independent(background))
+
+    @property
+    def output_space(self) -> str:
+        if not self.source.is_classifier:
+            return "raw"
+        return "log_odds" if len(self.source.output_names) == 2 else "raw"
+
+    def _compute(self, x: pd.DataFrame, max_evals: int, seed: int):
+        sv = self.explainer(x)
+        values, base = _as_outputs(sv.values, sv.base_values, len(x))
+        m = self.source.model
+        raw = m.decision_function(x) if self.source.is_classifier else m.predict(x)
+        pred = np.asarray(raw, dtype=float).reshape(len(x), -1)
+        return _binary_margin(values, base, pred, len(self.source.output_names))
+
+
+class SampledMethod(TabularMethod):
+    """Model-agnostic methods over the black-box output, with a stored background sample.
+
+    Rows are explained one at a time with the seed reset for each, so a row's numbers do not
+    depend on which other rows share its batch (REST and Spark batch differently).
+    """
+
+    def __init__(self, source: SourceModel, background: pd.DataFrame | None, name: str) -> None:
+        super().__init__(source, background)
+        if background is None:
+            raise MissingBackground(
+                f"method '{name}' needs background data: pass --background PATH "
+                "or log the model with an input example"
+            )
+        self.name = name
+        self.fn = lambda arr: source.predict_output(pd.DataFrame(arr, columns=source.feature_names))
+        bg = background.to_numpy(dtype=float)
+        self.explainer: Any
+        if name == "permutation":
+            masker = shap.maskers.Independent(bg, max_samples=len(bg))
+            self.explainer = shap.PermutationExplainer(self.fn, masker)
+        elif name == "partition":
+            masker = shap.maskers.Partition(bg, max_samples=len(bg), clustering="correlation")
+            self.explainer = shap.PartitionExplainer(self.fn, masker)
+        else:
+            self.explainer = shap.KernelExplainer(self.fn, bg)
+
+    def _compute(self, x: pd.DataFrame, max_evals: int, seed: int):
+        nf = x.shape[1]
+        if self.name == "permutation" and max_evals < 2 * nf + 1:
+            raise BadRequest(
+                f"max_evals: permutation needs at least {2 * nf + 1} for {nf} features",
+                field="max_evals",
+            )
+        arr = x.to_numpy(dtype=float)
+        vals, bases = [], []
+        for row in arr:
+            np.random.seed(seed)
+            v, b = self._one(row[None, :], max_evals)
+            vals.append(v)
+            bases.append(b)
+        values = np.concatenate(vals)
+        base = np.concatenate(bases)
+        return values, base, self.fn(arr)
+
+    def _one(self, row: np.ndarray, max_evals: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.name == "kernel":
+            sv = self.explainer.shap_values(row, nsamples=max_evals, silent=True, l1_reg=False)
+            values = np.asarray(sv, dtype=float)
+            if values.ndim == 2:  # single output: (1, f)
+                values = values[:, :, None]
+            base = np.asarray(self.explainer.expected_value, dtype=float).reshape(1, -1)
+            return _as_outputs(values, base, 1)
+        sv = self.explainer(row, max_evals=max_evals, silent=True)
+        return _as_outputs(sv.values, sv.base_values, 1)
+
+
+def make_tabular(method: str, source: SourceModel, background: pd.DataFrame | None):
+    if method == "tree":
+        return TreeMethod(source, background)
+    if method == "linear":
+        return LinearMethod(source, background)
+    if method in BLACK_BOX:
+        return SampledMethod(source, background, method)
+    raise UnsupportedModel(f"method '{method}' does not apply to a tabular model")

@@ -1,0 +1,1 @@
+"""reports adapter (see its issue)."""

@@ -1,0 +1,187 @@
+"""Tiny fixture models (train in seconds) and helpers to register them in a real MLflow registry.
+
+Only the model *inside* is small; MLflow, shap, torch and the registry are the real ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+
+POS = ["good", "great", "excellent", "wonderful", "love", "brilliant"]
+NEG = ["bad", "awful", "terrible", "boring", "hate", "dull"]
+FILL = ["the", "movie", "film", "was", "plot", "acting", "a", "really", "and", "story"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PIP = ["scikit-learn", "xgboost-cpu", "lightgbm", "torch==2.13.0", "transformers"]
+
+
+def tabular_data(
+    n: int = 300, n_features: int = 5, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A small binary problem with interactions, so trees split on several features."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.normal(size=(n, n_features)), columns=[f"f{i}" for i in range(n_features)])
+    logit = 1.5 * x["f0"] - x["f1"] + 0.8 * x["f2"] * x["f3"] + 0.3 * x[f"f{n_features - 1}"]
+    y = (logit + rng.normal(scale=0.5, size=n) > 0).astype(int).to_numpy()
+    return x, y
+
+
+def register(name: str, log_fn, model, example: pd.DataFrame | list | None, **kw) -> str:
+    """Log `model` with `log_fn` in its own run and register it; returns the version."""
+    with mlflow.start_run(run_name=name):
+        info = log_fn(
+            model,
+            name="model",
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=PIP,
+            **kw,
+        )
+    return str(info.registered_model_version)
+
+
+def train_xgboost(x: pd.DataFrame, y: np.ndarray):
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1, random_state=0).fit(x, y)
+
+
+def train_lightgbm(x: pd.DataFrame, y: np.ndarray):
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(n_estimators=20, num_leaves=8, n_jobs=1, verbose=-1).fit(x, y)
+
+
+def train_logistic(x: pd.DataFrame, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=500).fit(x, y)
+
+
+def train_mlp(x: pd.DataFrame, y: np.ndarray):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier((8,), max_iter=300, random_state=0).fit(x, y)
+
+
+def skops_types(model) -> list[str]:
+    import skops.io
+
+    return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+
+
+# --- tiny text classifier --------------------------------------------------------------------
+
+
+def tiny_tokenizer():
+    from transformers import BertTokenizerFast
+
+    words = SPECIAL + sorted(set(POS + NEG + FILL + [",", ".", "!"]))
+    # transformers 5: vocab_file= is silently ignored (all [UNK]); vocab= works
+    return BertTokenizerFast(vocab={w: i for i, w in enumerate(words)})
+
+
+def text_data(n: int = 400, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for j in range(n):
+        label = int(rng.integers(2))
+        # a quarter have no polarity word and balanced labels, so "nothing said" scores ~0.5
+        polar = [] if j % 4 == 0 else [str(rng.choice(POS if label else NEG))]
+        words = list(rng.choice(FILL, size=4)) + polar
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, np.array(labels)
+
+
+def train_tiny_bert(steps: int = 120, seed: int = 0):
+    """A 2-layer BERT with a 2-label head that learns word polarity in a few seconds."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    model = BertForSequenceClassification(cfg)
+    texts, labels = text_data(seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        idx = np.arange(step * 32, step * 32 + 32) % len(texts)
+        enc = tok([texts[i] for i in idx], padding=True, return_tensors="pt")
+        loss = model(**enc, labels=torch.tensor(labels[idx])).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return model.eval(), tok
+
+
+# --- brute-force Shapley values --------------------------------------------------------------
+
+
+def shapley_by_enumeration(v, n: int) -> np.ndarray:
+    """phi_i = sum over S not containing i of |S|!(n-|S|-1)!/n! * (v(S+i) - v(S))."""
+    cache: dict[frozenset, float] = {}
+
+    def val(s: frozenset) -> float:
+        if s not in cache:
+            cache[s] = float(v(s))
+        return cache[s]
+
+    phi = np.zeros(n)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        for k in range(n):
+            w = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for s in itertools.combinations(others, k):
+                fs = frozenset(s)
+                phi[i] += w * (val(fs | {i}) - val(fs))
+    return phi
+
+
+def interventional_value(f, x: np.ndarray, background: np.ndarray):
+    """v(S) = mean over background rows b of f(x on S, b elsewhere)."""
+
+    def v(s: frozenset) -> float:
+        data = background.copy()
+        idx = list(s)
+        data[:, idx] = x[idx]
+        return float(np.mean(f(data)))
+
+    return v
+
+
+def xgb_path_value(booster, x: np.ndarray):
+    """TreeSHAP's path-dependent value function: E[margin | x_S] with cover-weighted branches."""
+    import json
+
+    trees = [json.loads(t) for t in booster.get_dump(dump_format="json", with_stats=True)]
+    x32 = x.astype(np.float32)
+
+    def expect(node: dict, s: frozenset) -> float:
+        if "leaf" in node:
+            return node["leaf"]
+        kids = {c["nodeid"]: c for c in node["children"]}
+        f = booster.feature_names.index(node["split"])
+        if f in s:
+            go = node["yes"] if x32[f] < np.float32(node["split_condition"]) else node["no"]
+            return expect(kids[go], s)
+        yes, no = kids[node["yes"]], kids[node["no"]]
+        return (yes["cover"] * expect(yes, s) + no["cover"] * expect(no, s)) / node["cover"]
+
+    return lambda s: sum(expect(t, s) for t in trees)
