@@ -118,3 +118,34 @@ def _describe(ref: ModelRef) -> str:
     if ref.alias:
         return f"{ref.name}@{ref.alias}"
     return f"{ref.name}/{ref.version}" if ref.version else ref.name
+
+
+@dataclass(frozen=True)
+class ExplainerTarget:
+    """A source model version and the explainer version that explains it."""
+
+    source: ModelVersion
+    explainer: ModelVersion
+
+    @property
+    def explainer_uri(self) -> str:
+        return f"models:/{self.explainer.name}/{self.explainer.version}"
+
+
+def resolve_explainer(ref: ModelRef | str, client: MlflowClient | None = None) -> ExplainerTarget:
+    """From a source model (NAME, NAME@alias, NAME/version) or an explainer name to both versions.
+
+    A source version points at its explainer with the `eaas.explainer` tag; an explainer version
+    points back with `eaas.source_model` / `eaas.source_version`.
+    """
+    client = client or configure()
+    ref = parse_model_ref(ref) if isinstance(ref, str) else ref
+    mv = resolve_version(ref, client)
+    if "eaas.source_model" in mv.tags:  # the name was an explainer's
+        src = client.get_model_version(mv.tags["eaas.source_model"], mv.tags["eaas.source_version"])
+        return ExplainerTarget(src, mv)
+    uri = mv.tags.get("eaas.explainer")
+    if not uri:
+        raise NotFound(f"model '{_describe(ref)}' has no explainer (run: eaas explainer build)")
+    exp = resolve_version(parse_model_uri(uri), client)
+    return ExplainerTarget(mv, exp)

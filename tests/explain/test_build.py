@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
@@ -148,3 +149,17 @@ def test_embedded_registry_lives_under_eaas_home(tmp_path):
     assert out[0] == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     assert out[1].startswith((tmp_path / "home" / "artifacts").as_uri())
     assert (tmp_path / "home" / "mlflow.db").exists()
+
+
+def test_resolve_explainer_from_source_alias_version_or_explainer_name(built):
+    from explain.errors import NotFound
+    from explain.registry import resolve_explainer
+
+    by_alias = resolve_explainer("tiny-xgb@champion")
+    assert by_alias.explainer_uri == built["tiny-xgb"] and str(by_alias.source.version) == "1"
+    assert resolve_explainer("tiny-xgb/1").explainer_uri == built["tiny-xgb"]
+    by_explainer = resolve_explainer("tiny-xgb-explainer@champion")
+    assert by_explainer.source.name == "tiny-xgb" and str(by_explainer.source.version) == "1"
+    for bad in ("tiny-mlp-nobg", "nope@champion", "tiny-xgb/99"):
+        with pytest.raises(NotFound):
+            resolve_explainer(bad)
