@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/eaas demo
+	$(BIN)/eaas demo --serve
 
 test: setup
 	$(BIN)/pytest -q

@@ -64,11 +64,34 @@ def explainer_build(
 def demo(
     train_seconds: float = typer.Option(240, help="Time budget to fine-tune the sentiment model"),
     retrain: bool = typer.Option(False, help="Retrain demo models even if registered"),
+    serve: bool = typer.Option(False, help="Then serve them on 127.0.0.1:8000"),
 ) -> None:
     """Train and register the demo models (alias champion) and build their explainers."""
-    from eaas.demo import run_demo
+    from eaas.demo import DEMO_MODELS, print_curl_examples, run_demo
 
     _run(run_demo, train_seconds=train_seconds, retrain=retrain)
+    if serve:
+        print_curl_examples("http://127.0.0.1:8000")
+        _serve(host="127.0.0.1", port=8000, models=",".join(DEMO_MODELS), workers=1)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option(None, help="Bind address [default: EAAS_HOST or 127.0.0.1]"),
+    port: int = typer.Option(None, help="Port [default: EAAS_PORT or 8000]"),
+    models: str = typer.Option(None, help="NAME,NAME@alias,... [default: every explainer]"),
+    workers: int = typer.Option(None, help="uvicorn worker processes [default: 1]"),
+) -> None:
+    """Serve explanations over REST (FastAPI + uvicorn)."""
+    _serve(host=host, port=port, models=models, workers=workers)
+
+
+def _serve(**flags: object) -> None:
+    from api.server import serve
+    from api.settings import ServeSettings
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    _run(lambda: serve(ServeSettings(**overrides)))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Re-running reuses what is registered (unless --retrain) and only builds missing 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -158,3 +159,28 @@ def run_demo(train_seconds: float = 240, retrain: bool = False) -> list[str]:
     print(f"tracking URI: {mlflow.get_tracking_uri()}")
     print(f"demo ready in {time.monotonic() - start:.0f} s; sample inputs in {demo_dir()}")
     return uris
+
+
+DEMO_MODELS = ("breast-cancer@champion", "breast-cancer-mlp@champion", "sentiment@champion")
+
+
+def print_curl_examples(base: str) -> None:
+    """Working requests against the demo models (one tabular row, one text)."""
+    row = cancer_data()[0].iloc[0].to_dict()
+    tabular = json.dumps({"instances": [row], "parameters": {"top_k": 5}})
+    text = json.dumps({"instances": ["A gripping, beautifully acted film."]})
+    print("\nTry it (another terminal):")
+    print(f"  curl -s {base}/v1/models")
+    print(
+        f"  curl -s -X POST {base}/v1/models/breast-cancer:explain "
+        f"-H 'Content-Type: application/json' -d '{tabular}'"
+    )
+    print(
+        f"  curl -s -X POST {base}/v1/models/sentiment:explain "
+        f"-H 'Content-Type: application/json' -d '{text}'"
+    )
+    print(
+        f"  curl -s -X POST '{base}/v1/models/breast-cancer-mlp:explain?format=png' "
+        f"-H 'Content-Type: application/json' -d '{tabular}' -o explanation.png"
+    )
+    print(f"  open {base}/docs for the API reference\n")

@@ -51,11 +51,17 @@ def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 1
     o = output % len(names)
     values = np.asarray(row["values"][o], dtype=float)
     labels = _labels(row)
-    order = np.argsort(-np.abs(values))[:top][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) + 1.9))
+    order = list(np.argsort(-np.abs(values))[:top][::-1])
+    bars = [values[i] for i in order]
+    names = [labels[i] for i in order]
+    if len(values) > top:  # the rest as one bar, so the bars still add up to the prediction
+        rest = np.delete(values, order)
+        bars.insert(0, float(rest.sum()))
+        names.insert(0, f"{len(rest)} other features")
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(bars) + 1.9))
     # positions, not labels, on the axis: a repeated token must stay its own bar
-    ax.barh(range(len(order)), values[order], color=[POS if values[i] > 0 else NEG for i in order])
-    ax.set_yticks(range(len(order)), [labels[i] for i in order])
+    ax.barh(range(len(bars)), bars, color=[POS if v > 0 else NEG for v in bars])
+    ax.set_yticks(range(len(bars)), names)
     ax.axvline(0, color="black", linewidth=0.8)
     base, pred = row["base_values"][o], row["prediction"][o]
     ax.set_xlabel(f"SHAP value: contribution to '{names[o]}'")

@@ -1,0 +1,40 @@
+"""Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "eaas_requests_total", "HTTP requests", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "eaas_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.batch_size = Histogram(
+            "eaas_explain_batch_size",
+            "Instances per batched explain call",
+            ["model"],
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        self.cache = Counter(
+            "eaas_cache_total", "Explanation cache lookups", ["result"], registry=r
+        )
+        self.abandoned = Counter(
+            "eaas_abandoned_batches_total",
+            "Batches stopped early: every waiter timed out",
+            registry=r,
+        )
+        self.queue = Gauge("eaas_queue_instances", "Instances waiting to be explained", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

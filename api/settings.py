@@ -1,0 +1,58 @@
+"""Service settings: the core settings extended (same `EAAS_` prefix); CLI flags override."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from explain.settings import CoreSettings
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class ServeSettings(CoreSettings):
+    host: str = Field(default="127.0.0.1", description="Bind address; off-loopback needs API keys.")
+    port: int = Field(default=8000, description="Bind port.")
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models to serve: NAME, NAME@alias or NAME/version, comma-separated. "
+        "Empty: every registered explainer, under its source model's name.",
+    )
+    workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
+    executor_threads: int = Field(
+        default=2, ge=1, description="Explanation threads per process (numeric libs pinned)."
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys; when set, /v1/* and /ui need "
+        "'Authorization: Bearer <key>'.",
+    )
+    max_body_bytes: int = Field(default=1 << 20, description="Largest request body (413 above).")
+    max_instances: int = Field(default=256, description="Most instances per request (413 above).")
+    max_text_chars: int = Field(default=5000, description="Longest text instance (413 above).")
+    max_evals_limit: int = Field(default=20000, description="Largest max_evals a request may ask.")
+    timeout_s: float = Field(default=30.0, description="Time budget of a request (504 above).")
+    cache_size: int = Field(
+        default=4096, description="LRU entries of explained instances (0: off)."
+    )
+    batch_window_ms: float = Field(
+        default=5.0, description="How long a batch waits for more requests to coalesce (0: off)."
+    )
+    max_batch: int = Field(default=64, description="Most instances in one batched explain call.")
+    max_queue: int = Field(default=1024, description="Most instances waiting (503 above).")
+    refresh_s: float = Field(
+        default=30.0, description="How often aliases are re-read from the registry."
+    )
+
+    @field_validator("models", "api_keys", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in LOOPBACK or self.host.startswith("127.")

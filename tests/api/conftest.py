@@ -1,0 +1,74 @@
+"""Real uvicorn servers on 127.0.0.1 (free ports) over the session's registry, driven by httpx."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+
+SERVED = ["tiny-xgb@champion", "tiny-mlp@champion", "tiny-bert@champion"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(**overrides) -> Iterator[httpx.Client]:
+    """Start uvicorn in a thread, wait until /readyz (bounded), yield a client, stop it."""
+    from api.app import create_app
+    from api.settings import ServeSettings
+
+    settings = ServeSettings(**{"models": SERVED, "port": free_port(), **overrides})
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{settings.port}"
+    with httpx.Client(base_url=base, timeout=60) as client:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not become ready")
+        try:
+            yield client
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def api(built) -> Iterator[httpx.Client]:
+    """The default service: micro-batching on, cache on."""
+    with live_server() as client:
+        yield client
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """Read one sample of the Prometheus text exposition."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in client.get("/metrics").text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{want}}}" if want else name):
+            return float(value)
+    return 0.0
