@@ -7,6 +7,7 @@ return identical numbers. Input checks name the field and the reason.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ class Engine:
         self, source: SourceModel, method: str, background: pd.DataFrame | None, config: dict
     ) -> None:
         self.source = source
+        # shap explainers and maskers keep per-call state, and sampled methods reseed numpy's
+        # global generator: one explanation at a time per engine, whatever thread asks
+        self._lock = threading.Lock()
         if source.kind == "text":
             self.impl = make_text(method, source)
         else:
@@ -87,11 +91,11 @@ class Engine:
         if len(df) == 0:
             return pd.DataFrame(columns=COLUMNS)
         if self.source.kind == "text":
-            texts = check_text_input(df)
-            out = self.impl.explain(texts, max_evals, seed)
+            data = check_text_input(df)
         else:
-            x = check_tabular_input(df, self.source.feature_names, self.source.accepts_nan)
-            out = self.impl.explain(x, max_evals, seed)
+            data = check_tabular_input(df, self.source.feature_names, self.source.accepts_nan)
+        with self._lock:
+            out = self.impl.explain(data, max_evals, seed)
         return out.to_frame()
 
     def _params(self, params: dict[str, Any]) -> tuple[int, int]:

@@ -144,3 +144,14 @@ def test_xgboost_takes_missing_values(models, built):
     x = _rows(models, 2).assign(f3=np.nan)
     out = _load(built["tiny-xgb"]).predict(x)
     assert len(out) == 2 and (out["additivity_error"] < TOL * 10).all()
+
+
+def test_concurrent_threads_get_the_numbers_of_a_single_thread(models, built):
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = _load(built["tiny-mlp"])
+    rows = [_rows(models, 6).iloc[[i]] for i in range(6)]
+    alone = [m.predict(r, params={"seed": 4})["values"][0] for r in rows]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda r: m.predict(r, params={"seed": 4})["values"][0], rows))
+    assert together == alone
