@@ -1,8 +1,9 @@
 """Explanation execution: LRU cache, micro-batching and a bounded thread pool.
 
 Work never runs on the event loop. Concurrent requests for the same explainer and parameters
-are coalesced into one engine call: a batch waits `batch_window_ms` for company, and while every
-executor thread is busy, arrivals keep joining the waiting batch (up to `max_batch` instances).
+are coalesced into one engine call: an idle explainer takes a request at once (after an optional
+`batch_window_ms` wait for company); while its batch runs, arrivals join the next one (up to
+`max_batch` instances), so batches grow with load and add no latency when there is none.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Batcher:
         self.owner, self.loaded, self.params = owner, loaded, params
         self.items: list[Item] = []
         self.draining = False
+        self.slot = owner.engine_slot(loaded.key)
 
     async def submit(self, instances: list[Any]) -> list[dict]:
         fut = asyncio.get_running_loop().create_future()
@@ -98,12 +100,14 @@ class Batcher:
             if self.owner.window_s > 0:
                 await asyncio.sleep(self.owner.window_s)
             while self.items:
-                await self.owner.slots.acquire()  # wait for a free thread; arrivals keep joining
+                # one batch at a time per explainer (its engine serializes anyway): while it
+                # runs, arrivals keep joining the next batch instead of queueing one by one
+                await self.slot.acquire()
                 batch = self._take()
                 if batch:
                     asyncio.create_task(self._run(batch))
                 else:
-                    self.owner.slots.release()
+                    self.slot.release()
         finally:
             self.draining = False
 
@@ -126,7 +130,7 @@ class Batcher:
                 # one request's failure must not fail the others coalesced with it
                 parts = await self._one_by_one(batch)
         finally:
-            self.owner.slots.release()
+            self.slot.release()
         for (instances, fut), part in zip(batch, parts, strict=True):
             self.owner.release(len(instances))
             if fut.done():
@@ -152,7 +156,7 @@ class Executor:
     def __init__(self, settings: ServeSettings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
         self.pool = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="explain")
-        self.slots = asyncio.Semaphore(settings.executor_threads)
+        self.slots: dict[str, asyncio.Semaphore] = {}
         self.window_s = settings.batch_window_ms / 1000
         self.max_batch = settings.max_batch
         self.cache: LRUCache | None = LRUCache(settings.cache_size) if settings.cache_size else None
@@ -165,6 +169,10 @@ class Executor:
         self.metrics.batch_size.labels(loaded.model["name"]).observe(len(rows))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, run_engine, loaded, rows, params, abandoned)
+
+    def engine_slot(self, key: str) -> asyncio.Semaphore:
+        """One running batch per explainer; the pool bounds threads across explainers."""
+        return self.slots.setdefault(key, asyncio.Semaphore(1))
 
     def release(self, n: int) -> None:
         self.pending -= n

@@ -143,7 +143,7 @@ def main(repeats: int = 3) -> None:
     local = in_process(n)
     runs: dict[str, dict[str, list[float]]] = {}
     with (
-        Server(EAAS_CACHE_SIZE="4096", EAAS_BATCH_WINDOW_MS="2") as on,
+        Server(EAAS_CACHE_SIZE="4096") as on,
         Server(EAAS_CACHE_SIZE="0", EAAS_MAX_BATCH="1", EAAS_BATCH_WINDOW_MS="0") as off,
     ):
         http = over_http(on.base, n, seed=1)

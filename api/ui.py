@@ -1,0 +1,201 @@
+"""Read-only review page: served models -> versions -> logged charts and the latest report.
+
+Server-rendered HTML, no script and no external assets. Artifacts are streamed through the
+service, and a request only ever names a served model, a version number, a kind (`charts` or
+`report`) and a file name: the run is found from the registry (the explainer version's run, or
+the version's `eaas.report_run_id` tag), never taken from the request.
+
+Include with `app.include_router(ui.router)`; the router carries the same API-key check as /v1.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from api.errors import Unavailable
+from api.store import ModelStore
+from explain.errors import NotFound
+from explain.registry import parse_model_uri, resolve_version
+
+_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*\.(png|html|json|csv)$")
+_REPORT_FILES = {
+    "report.html",
+    "global_importance.json",
+    "global_importance.csv",
+    "provenance.json",
+}
+_TYPES = {"png": "image/png", "html": "text/html; charset=utf-8", "json": "application/json",
+          "csv": "text/csv; charset=utf-8"}  # fmt: skip
+# the report is self-contained: nothing but inline styles and data: images may load
+_CSP = {
+    "report": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+    "page": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
+}
+MAX_VERSIONS = 10
+
+
+def _require_key(request: Request) -> None:
+    from api.app import require_key  # api.app includes this router: import at call time
+
+    require_key(request)
+
+
+router = APIRouter(prefix="/ui", tags=["review"], dependencies=[Depends(_require_key)])
+
+
+def _served(request: Request, name: str) -> ModelStore:
+    store: ModelStore = request.app.state.store
+    if not store.ready:
+        raise Unavailable(f"not ready: {store.error}", retry_after=2)
+    if name not in store.names():
+        raise NotFound(f"model '{name}' is not served")
+    return store
+
+
+def _versions(client: MlflowClient, name: str) -> list:
+    """Versions that have an explainer, newest first."""
+    found = client.search_model_versions(f"name = '{name}'")
+    found = [mv for mv in found if "eaas.explainer" in mv.tags]
+    return sorted(found, key=lambda mv: int(mv.version), reverse=True)
+
+
+def _run_for(client: MlflowClient, name: str, version: str, kind: str) -> str:
+    """The run whose artifacts `kind` names, resolved from the registry only."""
+    if not version.isdigit():
+        raise NotFound(f"model '{name}' has no version '{version}'")
+    try:
+        mv = client.get_model_version(name, version)
+    except MlflowException:
+        raise NotFound(f"model '{name}' has no version '{version}'") from None
+    if kind == "charts" and "eaas.explainer" in mv.tags:
+        return resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client).run_id
+    if kind == "report" and "eaas.report_run_id" in mv.tags:
+        return mv.tags["eaas.report_run_id"]
+    raise NotFound(f"model '{name}' version {version} has no {kind}")
+
+
+def _artifact_path(kind: str, path: str) -> str:
+    if not _FILE.match(path) or ".." in path:
+        raise NotFound(f"no artifact '{path}'")
+    if kind == "charts" and path.endswith(".png"):
+        return f"charts/{path}"
+    if kind == "report" and (path in _REPORT_FILES or path.endswith(".png")):
+        return path
+    raise NotFound(f"no {kind} artifact '{path}'")
+
+
+@router.get("/artifacts/{name}/{version}/{kind}/{path}")
+def artifact(name: str, version: str, kind: str, path: str, request: Request) -> Response:
+    """One logged chart or report file, streamed from the MLflow artifact store."""
+    _served(request, name)
+    if kind not in ("charts", "report"):
+        raise NotFound(f"no artifact kind '{kind}'")
+    rel = _artifact_path(kind, path)
+    client = MlflowClient()
+    run_id = _run_for(client, name, version, kind)
+    with tempfile.TemporaryDirectory(prefix="eaas-ui-") as tmp:
+        try:
+            local = client.download_artifacts(run_id, rel, tmp)
+        except (MlflowException, OSError):
+            raise NotFound(f"no {kind} artifact '{path}'") from None
+        body = Path(local).read_bytes()
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+    if path.endswith(".html"):
+        headers["Content-Security-Policy"] = _CSP["report"]
+    return Response(body, media_type=_TYPES[path.rsplit(".", 1)[1]], headers=headers)
+
+
+@router.get("", response_class=HTMLResponse)
+def page(request: Request) -> HTMLResponse:
+    """Every served model, its versions (aliases), their explainer charts and latest report."""
+    store: ModelStore = request.app.state.store
+    if not store.ready:
+        raise Unavailable(f"not ready: {store.error}", retry_after=2)
+    client = MlflowClient()
+    sections = [_model_section(client, name) for name in store.names()]
+    html = _PAGE.format(css=_CSS, body="".join(sections) or "<p>No models are served.</p>")
+    return HTMLResponse(html, headers={"Content-Security-Policy": _CSP["page"]})
+
+
+def _url(name: str, version: str, kind: str, path: str) -> str:
+    return "/ui/artifacts/" + "/".join(quote(p, safe="") for p in (name, version, kind, path))
+
+
+def _model_section(client: MlflowClient, name: str) -> str:
+    aliases: dict[str, list[str]] = {}
+    for alias, v in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(v), []).append(alias)
+    versions = _versions(client, name)
+    parts = [f'<section id="{escape(name)}"><h2>{escape(name)}</h2>']
+    for mv in versions[:MAX_VERSIONS]:
+        parts.append(_version_block(client, mv, sorted(aliases.get(str(mv.version), []))))
+    if len(versions) > MAX_VERSIONS:
+        parts.append(f"<p>{len(versions) - MAX_VERSIONS} older versions not shown.</p>")
+    return "".join(parts) + "</section>"
+
+
+def _version_block(client: MlflowClient, mv, aliases: list[str]) -> str:
+    name, version = mv.name, str(mv.version)
+    badges = "".join(f'<span class="alias">@{escape(a)}</span>' for a in aliases)
+    exp = resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client)
+    method = exp.tags.get("eaas.method", "?")
+    head = (
+        f'<div class="version"><h3>version {escape(version)} {badges}</h3>'
+        f'<p class="meta">explainer {escape(exp.name)} v{escape(str(exp.version))} '
+        f"({escape(method)})</p>"
+    )
+    if "eaas.report_run_id" in mv.tags:
+        link = _url(name, version, "report", "report.html")
+        run = client.get_run(mv.tags["eaas.report_run_id"])
+        when = datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        report = (
+            f'<p>Latest report: <a href="{escape(link)}">report.html</a> '
+            f'<span class="meta">({when} UTC, run {escape(run.info.run_id)})</span></p>'
+        )
+    else:
+        report = (
+            f"<p class='meta'>No report yet (eaas report --model {escape(name)}/{version}).</p>"
+        )
+    charts = sorted(
+        (a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(exp.run_id, "charts")),
+        key=lambda p: (not p.startswith("global"), p),  # global importance first
+    )
+    imgs = "".join(
+        f'<figure><img src="{escape(_url(name, version, "charts", c))}" alt="{escape(c)}">'
+        f"<figcaption>{escape(c)}</figcaption></figure>"
+        for c in charts
+        if _FILE.match(c) and c.endswith(".png")
+    )
+    return head + report + f'<div class="charts">{imgs or "<p>No charts logged.</p>"}</div></div>'
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
+background:#f6f7f9} main{max-width:1200px;margin:0 auto;padding:24px}
+h1{margin:0 0 4px} .meta{color:#555;margin:2px 0}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px 20px;margin:16px 0}
+.version{border-top:1px solid #eee;padding:6px 0 10px}
+.alias{background:#e8f0fe;color:#1a4fa0;border-radius:10px;padding:1px 8px;font-size:.8em;
+margin-left:6px}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0;flex:1 1 45%;max-width:560px} figure img{width:100%;height:auto;
+border:1px solid #eee} figcaption{font-size:.8em;color:#555}
+"""
+_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    '<link rel="icon" href="data:,">'  # no /favicon.ico request (a 404 per page view)
+    "<title>eaas · model review</title><style>{css}</style></head><body><main>"
+    "<h1>Model review</h1><p class='meta'>Explainable models served here, their explainer "
+    "charts (logged at build time) and latest SHAP reports. Read-only.</p>{body}</main></body>"
+    "</html>"
+)
