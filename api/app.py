@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import errors, ui
 from api.batching import Executor
 from api.errors import PayloadTooLarge, Timeout, Unauthorized, Unavailable
 from api.metrics import Metrics
@@ -59,6 +59,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(Observe)
     app.include_router(_ops_router())
     app.include_router(_v1_router(), dependencies=[Depends(require_key)], responses=ERRORS)
+    app.include_router(ui.router)  # checks API keys itself, like /v1
     return app
 
 

@@ -94,6 +94,23 @@ def _serve(**flags: object) -> None:
     _run(lambda: serve(ServeSettings(**overrides)))
 
 
+@app.command()
+def report(
+    model: str = typer.Option(..., help="NAME, NAME@ALIAS or NAME/VERSION of the model reviewed"),
+    explanations: str = typer.Option(None, help="Batch output (Parquet file or folder)"),
+    data: str = typer.Option(None, help="Parquet or CSV to explain a sample of, now"),
+    sample: int = typer.Option(200, help="Rows sampled from --data (and for --compare)"),
+    output: str = typer.Option(None, help="Folder [default: EAAS_HOME/reports/NAME-VERSION-TIME]"),
+    compare: str = typer.Option(None, help="Version to compare with, e.g. NAME/VERSION"),
+) -> None:
+    """SHAP report logged to MLflow and attached to the model version; prints its path last."""
+    from reports import build_report
+
+    res = _run(build_report, model, explanations, data, sample, output, compare)
+    typer.echo(f"run_id={res.run_id} report_uri={res.report_uri}")
+    typer.echo(str(res.report_path))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

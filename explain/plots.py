@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 POS, NEG = "#d62728", "#1f77b4"  # shap's convention: red raises the output, blue lowers it
 
 
-def _space_label(space: str) -> str:
+def space_label(space: str) -> str:
     return {"probability": "probability", "log_odds": "log-odds", "raw": "raw output"}.get(
         space, space
     )
@@ -38,7 +38,7 @@ def global_bar(imp: pd.Series, output: str, space: str, title: str, top: int = 1
     top_imp = imp.head(top)[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(top_imp) + 1.6))
     ax.barh(top_imp.index, top_imp.to_numpy(), color=POS)
-    ax.set_xlabel(f"mean |SHAP value| ({_space_label(space)} of '{output}')")
+    ax.set_xlabel(f"mean |SHAP value| ({space_label(space)} of '{output}')")
     ax.set_title(f"{title}\nglobal importance for output '{output}'", fontsize=11)
     ax.tick_params(axis="y", labelsize=9)
     fig.tight_layout()
@@ -47,8 +47,8 @@ def global_bar(imp: pd.Series, output: str, space: str, title: str, top: int = 1
 
 def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 12) -> Figure:
     """Signed attributions of one explained instance for one output (default: the last)."""
-    names = list(row["output_names"])
-    o = output % len(names)
+    outputs = list(row["output_names"])
+    o = output % len(outputs)
     values = np.asarray(row["values"][o], dtype=float)
     labels = _labels(row)
     order = list(np.argsort(-np.abs(values))[:top][::-1])
@@ -64,9 +64,9 @@ def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 1
     ax.set_yticks(range(len(bars)), names)
     ax.axvline(0, color="black", linewidth=0.8)
     base, pred = row["base_values"][o], row["prediction"][o]
-    ax.set_xlabel(f"SHAP value: contribution to '{names[o]}'")
+    ax.set_xlabel(f"SHAP value: contribution to '{outputs[o]}'")
     ax.set_title(
-        f"{title}\n'{names[o]}': base {base:.3f} + sum of contributions = prediction {pred:.3f}",
+        f"{title}\n'{outputs[o]}': base {base:.3f} + sum of contributions = prediction {pred:.3f}",
         fontsize=10,
     )
     ax.tick_params(axis="y", labelsize=9)

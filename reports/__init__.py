@@ -1,1 +1,6 @@
-"""reports adapter (see its issue)."""
+"""Reports: global importance, plots and a self-contained HTML report of a model version's
+explanations, logged to MLflow and attached to the registered model version under review."""
+
+from reports.build import ReportResult, build_report
+
+__all__ = ["ReportResult", "build_report"]

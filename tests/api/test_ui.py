@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api import ui
 from tests.api.conftest import live_server
 from tests.reports.browser import assert_rendered, browser, screenshot_dir
 from tests.reports.helpers import tabular_explanations
@@ -19,31 +18,16 @@ CHART = "/ui/artifacts/tiny-xgb/1/charts/global_importance_1.png"
 REPORT = "/ui/artifacts/tiny-xgb/1/report/report.html"
 
 
-def _with_ui(create_app):
-    """The app as `create_app` builds it, plus the review router unless already included."""
-
-    def create(settings=None):
-        app = create_app(settings)
-        if not any(getattr(r, "path", "").startswith("/ui") for r in app.routes):
-            app.include_router(ui.router)
-        return app
-
-    return create
-
-
 @pytest.fixture(scope="module")
 def served(built, tmp_path_factory) -> Iterator[tuple[httpx.Client, object]]:
-    import api.app
     from reports import build_report
 
     tmp = tmp_path_factory.mktemp("ui")
     parquet = tabular_explanations(built["tiny-xgb"], tmp / "explanations")
     report = build_report(model="tiny-xgb/1", explanations=parquet, output=tmp / "report")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(api.app, "create_app", _with_ui(api.app.create_app))
-        models = ["tiny-xgb@champion", "tiny-bert@champion"]
-        with live_server(models=models, api_keys=[KEY]) as client:
-            yield client, report
+    models = ["tiny-xgb@champion", "tiny-bert@champion"]
+    with live_server(models=models, api_keys=[KEY]) as client:
+        yield client, report
 
 
 def test_page_lists_models_versions_charts_and_report(served):

@@ -1,0 +1,229 @@
+"""`build_report`: aggregate explanations, render the report, log it and attach it.
+
+The Python API behind `eaas report`; the command only parses flags and prints the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from explain.engine import ExplainerConfig
+from explain.errors import BadRequest, InvalidInput
+from explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
+from explain.settings import core_settings
+from reports import aggregate as agg
+from reports import figures as figs
+from reports.html import Content, render
+from reports.inputs import (
+    ReportInput,
+    explain_data,
+    explain_rows,
+    model_inputs,
+    read_explanations,
+    sample_rows,
+)
+from reports.provenance import explainer_config, provenance
+from reports.publish import EXPERIMENT, attach
+
+MAX_OUTPUTS = 4  # charts per output beyond this would bury the page; the JSON has them all
+N_EXAMPLES = 4
+
+
+@dataclass
+class ReportResult:
+    run_id: str
+    report_uri: str
+    output_dir: Path
+    importances: dict[str, dict[str, float]]
+
+    @property
+    def report_path(self) -> Path:
+        return self.output_dir / "report.html"
+
+
+def build_report(
+    model: str,
+    explanations: str | Path | None = None,
+    data: str | Path | None = None,
+    sample: int = 200,
+    output: str | Path | None = None,
+    compare: str | None = None,
+) -> ReportResult:
+    """Report on `model` (NAME, NAME@alias, NAME/version) from batch output or a data sample."""
+    if (explanations is None) == (data is None):
+        raise BadRequest("give exactly one of --explanations or --data", field="explanations")
+    if sample < 1:
+        raise BadRequest("sample: must be at least 1", field="sample")
+    client = configure()
+    target = resolve_explainer(model, client)
+    cfg = explainer_config(target)
+    if explanations is not None:
+        inp = read_explanations(explanations, cfg)
+    else:
+        inp = explain_data(data, target.explainer_uri, cfg, sample)
+    cmp = _compare(inp, target, cfg, compare, sample) if compare else None
+    out_dir = _output_dir(output, target)
+    use_experiment(EXPERIMENT)
+    src = target.source
+    with mlflow.start_run(run_name=f"report {src.name} v{src.version}") as run:
+        imp = _write(out_dir, target, cfg, inp, cmp, run.info.run_id)
+        _log_run(target, inp, compare)
+        mlflow.log_artifacts(str(out_dir))
+        uri = mlflow.get_artifact_uri("report.html")
+    attach(client, src, run.info.run_id, uri)
+    return ReportResult(run.info.run_id, uri, out_dir, agg.importance_json(imp))
+
+
+def _output_dir(output: str | Path | None, target: ExplainerTarget) -> Path:
+    if output is not None:
+        out = Path(output).expanduser()
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"{target.source.name}-{target.source.version}-{stamp}"
+        out = core_settings().home_dir / "reports" / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _log_run(target: ExplainerTarget, inp: ReportInput, compare: str | None) -> None:
+    src = target.source
+    mlflow.set_tags(
+        {
+            "eaas.model": src.name,
+            "eaas.model_version": str(src.version),
+            "eaas.explainer": target.explainer_uri,
+        }
+    )
+    mlflow.log_params(
+        {"input_mode": inp.mode, "input_path": inp.path[-500:], "compare": compare or ""}
+    )
+    mlflow.log_metrics({"rows": len(inp.frame), "explained_rows": len(inp.ok),
+                        "error_rows": len(inp.errors)})  # fmt: skip
+
+
+def _write(
+    out_dir: Path,
+    target: ExplainerTarget,
+    cfg: ExplainerConfig,
+    inp: ReportInput,
+    cmp: dict | None,
+    run_id: str,
+) -> dict[str, pd.Series]:
+    """Every file of the report into `out_dir`; returns the global importances."""
+    ok = inp.ok
+    imp = agg.global_importance(ok)
+    (out_dir / "global_importance.json").write_text(json.dumps(agg.importance_json(imp), indent=1))
+    agg.importance_table(imp).to_csv(out_dir / "global_importance.csv", index=False)
+    prov = provenance(target, cfg, inp, run_id)
+    if cmp:
+        prov["compare"] = {k: cmp[k] for k in ("label", "explainer", "rows")}
+    (out_dir / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+    title = f"SHAP report · {target.source.name} v{target.source.version}"
+    content = Content(title, cfg.kind, out_dir, prov, imp, _figures(out_dir, cfg, ok, imp, title))
+    if cfg.kind == "text":
+        content.tokens = _tokens(out_dir, cfg, ok, content.figures)
+        content.examples = _examples(ok, cfg)
+    if cmp:
+        content.compare = cmp
+        content.figures["compare"] = _compare_figures(out_dir, cmp)
+        both = {k: agg.importance_json(cmp[k]) for k in ("current", "other")}
+        (out_dir / "compare_importance.json").write_text(
+            json.dumps({"rows": cmp["rows"], "other": cmp["label"], **both}, indent=1)
+        )
+    (out_dir / "report.html").write_text(render(content), encoding="utf-8")
+    return imp
+
+
+def _figures(
+    out_dir: Path, cfg: ExplainerConfig, ok: pd.DataFrame, imp: dict[str, pd.Series], title: str
+) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {"importance": [], "beeswarm": []}
+    for o, (name, series) in enumerate(list(imp.items())[:MAX_OUTPUTS]):
+        fig = figs.importance_bar(series, name, cfg.output_space, title)
+        png = figs.save(fig, out_dir, f"global_importance_{figs.slug(name)}.png")
+        out["importance"].append((f"global importance, output '{name}'", png))
+        if cfg.kind == "tabular":
+            fig = figs.beeswarm(ok, o, cfg.features, title, cfg.output_space, name)
+            png = figs.save(fig, out_dir, f"beeswarm_{figs.slug(name)}.png")
+            out["beeswarm"].append((f"beeswarm, output '{name}'", png))
+    fig = figs.prediction_hist(agg.predictions(ok), cfg.output_names, cfg.output_space)
+    out["predictions"] = [("prediction distribution", figs.save(fig, out_dir, "predictions.png"))]
+    return out
+
+
+def _tokens(
+    out_dir: Path, cfg: ExplainerConfig, ok: pd.DataFrame, figures: dict
+) -> dict[str, dict[str, pd.DataFrame]]:
+    tokens, figures["tokens"] = {}, []
+    for o, name in enumerate(cfg.output_names[:MAX_OUTPUTS]):
+        tokens[name] = agg.token_effects(ok, o)
+        png = figs.save(
+            figs.token_bar(tokens[name], name), out_dir, f"tokens_{figs.slug(name)}.png"
+        )
+        figures["tokens"].append((f"top tokens, output '{name}'", png))
+    return tokens
+
+
+def _examples(ok: pd.DataFrame, cfg: ExplainerConfig) -> list[dict]:
+    """The most and least confident rows for the last output (the 'positive' class, usually)."""
+    o = len(cfg.output_names) - 1
+    pred = agg.predictions(ok)[:, o]
+    order = list(pred.argsort())
+    picks = list(dict.fromkeys(order[-N_EXAMPLES // 2 :][::-1] + order[: N_EXAMPLES // 2]))
+    return [
+        {
+            "output": cfg.output_names[o],
+            "prediction": float(pred[i]),
+            "tokens": list(ok["features"].iloc[i]),
+            "values": [float(v) for v in ok["values"].iloc[i][o]],
+        }
+        for i in picks
+    ]
+
+
+def _compare(
+    inp: ReportInput, target: ExplainerTarget, cfg: ExplainerConfig, ref: str, sample: int
+) -> dict:
+    """Explain the same rows (a sample) with the other version's explainer; both importances."""
+    other = resolve_explainer(ref)
+    ocfg = explainer_config(other)
+    if ocfg.kind != cfg.kind:
+        raise BadRequest(
+            f"compare: '{ref}' is a {ocfg.kind} model, not {cfg.kind}", field="compare"
+        )
+    rows = sample_rows(inp.ok, sample, cfg.seed)
+    out = explain_rows(mlflow.pyfunc.load_model(other.explainer_uri), model_inputs(rows, ocfg))
+    mask = (out["status"] == "ok").to_numpy()
+    if not mask.any():
+        reason = out["error"].iloc[0]
+        raise InvalidInput(
+            f"compare: '{ref}' explained none of the rows ({reason})", field="compare"
+        )
+    cur, oth = agg.global_importance(rows[mask]), agg.global_importance(out[mask])
+    label = f"{other.source.name} v{other.source.version}"
+    outputs = [o for o in cur if o in oth]
+    return {
+        "label": label,
+        "explainer": other.explainer_uri,
+        "rows": int(mask.sum()),
+        "current": {o: cur[o] for o in outputs},
+        "other": {o: oth[o] for o in outputs},
+        "moves": {o: agg.rank_moves(cur[o], oth[o]) for o in outputs},
+        "review_label": f"{target.source.name} v{target.source.version}",
+    }
+
+
+def _compare_figures(out_dir: Path, cmp: dict) -> list[tuple[str, str]]:
+    out = []
+    for name in list(cmp["current"])[:MAX_OUTPUTS]:
+        labels = (cmp["review_label"], cmp["label"])
+        fig = figs.compare_bar(cmp["current"][name], cmp["other"][name], labels, name)
+        out.append((f"{labels[0]} vs {labels[1]}, output '{name}'",
+                    figs.save(fig, out_dir, f"compare_{figs.slug(name)}.png")))  # fmt: skip
+    return out
