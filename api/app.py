@@ -188,7 +188,9 @@ def _v1_router() -> APIRouter:
         settings: ServeSettings = request.app.state.settings
         body = await _read_body(request, settings.max_body_bytes)
         req = _parse(body, settings)
-        loaded = _store(request).get(name)
+        store = _store(request)
+        # a version or alias not loaded yet means registry I/O and a model load: off the loop
+        loaded = store.lookup(name) or await asyncio.to_thread(store.get, name)
         request.state.model, request.state.version = loaded.model["name"], loaded.model["version"]
         request.state.instances = len(req.instances)
         _check_instances(req, loaded, settings)

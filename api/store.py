@@ -103,15 +103,24 @@ class ModelStore:
     def names(self) -> list[str]:
         return sorted(self.defaults)
 
-    def get(self, ref_text: str) -> Loaded:
+    def lookup(self, ref_text: str) -> Loaded | None:
+        """An already loaded explainer for NAME, NAME@alias or NAME/version; no I/O."""
         ref = parse_model_ref(ref_text)
         if ref.name not in self.defaults:
             raise NotFound(f"model '{ref.name}' is not served")
         if not ref.version and not ref.alias:
             ref = self.defaults[ref.name]
-        cached = self.aliases.get((ref.name, ref.alias)) if ref.alias else None
-        cached = cached or (self.versions.get((ref.name, ref.version)) if ref.version else None)
-        return cached or self._resolve(ref)
+        if ref.alias:
+            return self.aliases.get((ref.name, ref.alias))
+        return self.versions.get((ref.name, str(ref.version)))
+
+    def get(self, ref_text: str) -> Loaded:
+        """As lookup, resolving and loading through the registry when not loaded yet."""
+        ref = parse_model_ref(ref_text)
+        found = self.lookup(ref_text)
+        if found is not None:
+            return found
+        return self._resolve(ref if (ref.version or ref.alias) else self.defaults[ref.name])
 
     def _resolve(self, ref: ModelRef) -> Loaded:
         target = resolve_explainer(ref)
