@@ -95,6 +95,35 @@ def _serve(**flags: object) -> None:
 
 
 @app.command()
+def batch(
+    model: str = typer.Option(..., help="NAME, NAME@ALIAS or NAME/VERSION (model or explainer)"),
+    input_path: str = typer.Option(..., "--input", help="Parquet or CSV file or folder"),
+    output: str = typer.Option(..., help="Parquet folder (replaced on success)"),
+    id_cols: str = typer.Option(None, help="Comma-separated columns to keep (default: all)"),
+    master: str = typer.Option(None, help="Spark master URL (default: local[*])"),
+    fmt: str = typer.Option(None, "--format", help="parquet|csv (default: from the extension)"),
+    max_evals: int = typer.Option(None, help="Evaluation budget of sampled methods"),
+    seed: int = typer.Option(None, help="Seed of sampled methods"),
+    partitions: int = typer.Option(None, help="Spark partitions (default: one per core)"),
+    max_text_chars: int = typer.Option(5000, help="Longer texts become error rows"),
+    conf: list[str] = typer.Option(  # noqa: B008 - typer's list option
+        None, help="Extra Spark setting KEY=VALUE (repeatable)"
+    ),
+) -> None:
+    """Explain every row of a dataset on Spark; writes typed Parquet with status/error per row."""
+    from batch.job import JobSpec, parse_conf, run_job, split_cols
+
+    def go():
+        job = JobSpec(
+            model, input_path, output, split_cols(id_cols), master, fmt, max_evals, seed,
+            partitions, max_text_chars, parse_conf(conf),
+        )  # fmt: skip
+        return run_job(job, echo=lambda s: typer.echo(s, err=True))
+
+    typer.echo(_run(go).summary())
+
+
+@app.command()
 def report(
     model: str = typer.Option(..., help="NAME, NAME@ALIAS or NAME/VERSION of the model reviewed"),
     explanations: str = typer.Option(None, help="Batch output (Parquet file or folder)"),

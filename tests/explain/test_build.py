@@ -151,15 +151,26 @@ def test_embedded_registry_lives_under_eaas_home(tmp_path):
     assert (tmp_path / "home" / "mlflow.db").exists()
 
 
-def test_resolve_explainer_from_source_alias_version_or_explainer_name(built):
+def test_resolve_explainer_from_source_alias_version_or_explainer_name(built, models):
+    import mlflow.sklearn
+
     from explain.errors import NotFound
     from explain.registry import resolve_explainer
+    from tests import fixtures as fx
+
+    fx.register(
+        "no-explainer",
+        mlflow.sklearn.log_model,
+        models.logistic,
+        None,
+        skops_trusted_types=fx.skops_types(models.logistic),
+    )
 
     by_alias = resolve_explainer("tiny-xgb@champion")
     assert by_alias.explainer_uri == built["tiny-xgb"] and str(by_alias.source.version) == "1"
     assert resolve_explainer("tiny-xgb/1").explainer_uri == built["tiny-xgb"]
     by_explainer = resolve_explainer("tiny-xgb-explainer@champion")
     assert by_explainer.source.name == "tiny-xgb" and str(by_explainer.source.version) == "1"
-    for bad in ("tiny-mlp-nobg", "nope@champion", "tiny-xgb/99"):
+    for bad in ("no-explainer", "nope@champion", "tiny-xgb/99"):
         with pytest.raises(NotFound):
             resolve_explainer(bad)

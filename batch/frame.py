@@ -1,0 +1,118 @@
+"""Driver side: plan the explanation of a Spark DataFrame (the Python API of the batch job)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch.spark_types import output_schema
+from batch.worker import DEFAULT_MAX_TEXT_CHARS, WorkerSpec, make_mapper
+from explain.errors import BadRequest, InvalidInput
+from explain.registry import ExplainerTarget, configure, resolve_explainer, tracking_uri
+from explain.schema import COLUMNS
+from explain.settings import core_settings
+
+STATUS_COLUMNS = ["status", "error"]
+OUTPUT_COLUMNS = COLUMNS + STATUS_COLUMNS
+
+
+def col(name: str) -> Any:
+    """A column by its exact name, even with dots or spaces in it."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+@dataclass(frozen=True)
+class ExplainerInfo:
+    """What the driver needs from the registered explainer, read from its MLmodel metadata."""
+
+    uri: str
+    kind: str
+    features: tuple[str, ...]
+
+    @classmethod
+    def load(cls, target: ExplainerTarget) -> ExplainerInfo:
+        meta = (mlflow.models.get_model_info(target.explainer_uri).metadata or {}).get("eaas")
+        if not meta:
+            raise BadRequest(f"model: '{target.explainer.name}' is not an eaas explainer")
+        return cls(target.explainer_uri, meta["kind"], tuple(meta["features"]))
+
+
+def check_columns(df: DataFrame, info: ExplainerInfo, id_cols: Sequence[str] | None) -> list[str]:
+    """The id columns to keep; the model's features must be in the input."""
+    names = list(df.columns)
+    missing = [f for f in info.features if f not in names]
+    if missing:
+        raise InvalidInput(
+            f"input: missing column '{missing[0]}' (the model takes: {', '.join(info.features)})",
+            field=missing[0],
+        )
+    ids = names if id_cols is None else list(id_cols)
+    unknown = [c for c in ids if c not in names]
+    if unknown:
+        raise BadRequest(f"id-cols: no column '{unknown[0]}' in the input", field="id_cols")
+    clash = [c for c in ids if c in OUTPUT_COLUMNS]
+    if clash:
+        raise BadRequest(
+            f"id-cols: '{clash[0]}' is also an output column; pick other id columns (--id-cols)",
+            field="id_cols",
+        )
+    if len(set(ids)) != len(ids):
+        raise BadRequest("id-cols: a column is named twice", field="id_cols")
+    return ids
+
+
+def plan(
+    df: DataFrame,
+    info: ExplainerInfo,
+    id_cols: Sequence[str] | None = None,
+    params: dict[str, int] | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    partitions: int | None = None,
+) -> DataFrame:
+    """The lazy output DataFrame: ids, typed Explanation columns, status, error."""
+    ids = check_columns(df, info, id_cols)
+    if max_text_chars < 1:
+        raise BadRequest("max-text-chars: must be at least 1", field="max_text_chars")
+    uri = tracking_uri()
+    spec = WorkerSpec(
+        uri=info.uri,
+        tracking_uri=uri,
+        registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
+        kind=info.kind,
+        features=info.features,
+        id_cols=tuple(ids),
+        params={k: int(v) for k, v in (params or {}).items() if v is not None},
+        max_text_chars=max_text_chars,
+        num_threads=core_settings().num_threads,
+    )
+    src = df.select(*[col(c) for c in ids + [f for f in info.features if f not in ids]])
+    if partitions:
+        src = src.repartition(partitions)
+    # Arrow in and out: id columns pass through untouched, only features become pandas
+    return src.mapInArrow(make_mapper(spec), output_schema(src.schema, ids, info.kind))
+
+
+def explain_dataframe(
+    df: DataFrame,
+    model: str,
+    id_cols: Sequence[str] | None = None,
+    max_evals: int | None = None,
+    seed: int | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    partitions: int | None = None,
+) -> DataFrame:
+    """Explain every row of a Spark DataFrame with the explainer of a registered model.
+
+    `model` is NAME, NAME@ALIAS or NAME/VERSION of the source model or of its explainer. Lazy:
+    nothing runs until an action. Python workers must be able to reach the same MLflow registry.
+    """
+    configure()
+    info = ExplainerInfo.load(resolve_explainer(model))
+    params = {"max_evals": max_evals, "seed": seed}
+    return plan(df, info, id_cols, params, max_text_chars, partitions)

@@ -1,0 +1,202 @@
+"""The batch job: read a dataset, explain every row, write typed Parquet, check, commit.
+
+Run it as `eaas batch ...`, as `python -m batch.job ...`, or hand this file to spark-submit:
+`spark-submit --master spark://HOST:7077 "$(python -c 'import batch.job as j; print(j.__file__)')"
+--model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mlflow.exceptions import MlflowException
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+
+from batch import output
+from batch.frame import ExplainerInfo, check_columns, plan
+from batch.progress import StageProgress
+from batch.session import start_session
+from batch.worker import DEFAULT_MAX_TEXT_CHARS
+from explain.errors import BadRequest, EaasError
+from explain.registry import configure, resolve_explainer
+
+FORMATS = ("parquet", "csv")
+# rows per Arrow batch: big for fast tabular methods, small for text so a bad row's fallback
+# (row by row) stays cheap and progress moves
+BATCH_ROWS = {"tabular": 5000, "text": 64}
+
+
+@dataclass
+class JobSpec:
+    model: str
+    input: str
+    output: str
+    id_cols: list[str] | None = None
+    master: str | None = None
+    format: str | None = None
+    max_evals: int | None = None
+    seed: int | None = None
+    partitions: int | None = None
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    rows_in: int
+    rows_ok: int
+    rows_error: int
+    seconds: float
+    output: str
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_in / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"summary: rows_in={self.rows_in} rows_ok={self.rows_ok} "
+            f"rows_error={self.rows_error} seconds={self.seconds:.1f} "
+            f"rows_per_s={self.rows_per_s:.1f} output={self.output}"
+        )
+
+
+def input_format(path: str, fmt: str | None) -> str:
+    """`--format` if given, else from the extension; Parquet otherwise (folders too)."""
+    fmt = (fmt or "").lower() or ("csv" if path.rstrip("/").lower().endswith(".csv") else "parquet")
+    if fmt not in FORMATS:
+        raise BadRequest(f"format: expected parquet or csv, got '{fmt}'", field="format")
+    return fmt
+
+
+def read_input(spark: SparkSession, path: str, fmt: str | None = None) -> DataFrame:
+    """Parquet, or CSV with a header (types inferred; quoted multi-line texts allowed)."""
+    fmt = input_format(path, fmt)
+    try:
+        if fmt == "csv":
+            reader = spark.read.options(header=True, inferSchema=True, multiLine=True, escape='"')
+            return reader.csv(path)
+        return spark.read.parquet(path)
+    except AnalysisException as exc:
+        raise BadRequest(f"input: {_first_line(exc)}", field="input") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "getMessage", lambda: str(exc))() or str(exc)
+    return text.strip().splitlines()[0][:300]
+
+
+def _partitions(spark: SparkSession, df: DataFrame, asked: int | None) -> int | None:
+    """Asked-for count, else one per core when the input has few splits.
+
+    A small Parquet file splits into as many tasks as cores, but one row group is read by one of
+    them only: few splits are often lopsided, so they are evened out by a (cheap) shuffle.
+    """
+    if asked is not None:
+        if asked < 1:
+            raise BadRequest("partitions: must be at least 1", field="partitions")
+        return asked
+    have, cores = df.rdd.getNumPartitions(), spark.sparkContext.defaultParallelism
+    return cores if have < 2 * cores else None
+
+
+def _execute(
+    spark: SparkSession, job: JobSpec, info: ExplainerInfo, progress: StageProgress
+) -> tuple[output.Counts, str]:
+    progress.set_phase(f"reading {job.input}")
+    src = read_input(spark, job.input, job.format)
+    ids = check_columns(src, info, job.id_cols)
+    params = {"max_evals": job.max_evals, "seed": job.seed}
+    parts = _partitions(spark, src, job.partitions)
+    out = plan(src, info, ids, params, job.max_text_chars, parts)
+    st = output.stage(spark, job.output)
+    if output.same_path(spark, job.input, st.final_uri):
+        raise BadRequest("output: must not be the input path", field="output")
+    try:
+        progress.set_phase(f"explaining with {info.uri} ({parts or 'input'} partitions)")
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS[info.kind]))
+        out.write.mode("overwrite").parquet(st.tmp_uri)
+        progress.set_phase("checking row counts and ids")
+        counts = output.check(src, spark.read.parquet(st.tmp_uri), ids)
+        output.commit(spark, st)
+        progress.set_phase(f"committed {st.final_uri}")
+    finally:
+        output.discard(st)
+    return counts, st.final_uri
+
+
+def run_job(job: JobSpec, echo: Callable[[str], None] = print) -> JobResult:
+    """Run the whole job; raises EaasError (one-line message) on anything the user can fix."""
+    t0 = time.monotonic()
+    configure()
+    info = ExplainerInfo.load(resolve_explainer(job.model))  # before Spark starts: fail fast
+    input_format(job.input, job.format)
+    spark, ours = start_session(job.master, job.conf)
+    try:
+        with StageProgress(spark.sparkContext, echo) as progress:
+            counts, final = _execute(spark, job, info, progress)
+    finally:
+        if ours:
+            spark.stop()
+    seconds = time.monotonic() - t0
+    return JobResult(counts.rows_in, counts.rows_ok, counts.rows_error, seconds, final)
+
+
+def parse_conf(items: Sequence[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadRequest(f"conf: expected KEY=VALUE, got '{item}'", field="conf")
+        out[key.strip()] = value
+    return out
+
+
+def split_cols(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    cols = [c.strip() for c in value.split(",") if c.strip()]
+    if not cols:
+        raise BadRequest("id-cols: give at least one column name", field="id_cols")
+    return cols
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="batch.job", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--id-cols")
+    p.add_argument("--master")
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--max-evals", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--partitions", type=int)
+    p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS)
+    p.add_argument("--conf", action="append", metavar="KEY=VALUE")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for `python -m batch.job` and spark-submit; same contract as `eaas batch`."""
+    a = _parser().parse_args(argv)
+    try:
+        job = JobSpec(
+            a.model, a.input, a.output, split_cols(a.id_cols), a.master, a.format,
+            a.max_evals, a.seed, a.partitions, a.max_text_chars, parse_conf(a.conf),
+        )  # fmt: skip
+        print(run_job(job, echo=lambda s: print(s, file=sys.stderr, flush=True)).summary())
+    except (EaasError, MlflowException) as exc:
+        msg = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Worker side of the batch job: the function Spark runs over Arrow batches (mapInArrow).
+
+Runs in Spark's Python workers, so it holds none of the driver's state: everything it needs
+travels in a small picklable `WorkerSpec`. The explainer is loaded once per worker process
+(module-level cache) and called through its MLflow pyfunc, the same function the REST service
+uses, so both give identical numbers. Each Arrow batch goes through the explainer in one call;
+if that fails, the batch is redone row by row so only the failing rows become errors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from batch.spark_types import arrow_fields
+from explain.schema import COLUMNS
+
+DEFAULT_MAX_TEXT_CHARS = 5000
+THREAD_VARS = ("EAAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+MAX_REASON_CHARS = 500
+
+# explainer URI + tracking URI -> loaded pyfunc; lives as long as the (reused) worker process
+_EXPLAINERS: dict[tuple[str, str], Any] = {}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to explain rows; pickled into the mapInPandas closure."""
+
+    uri: str  # models:/NAME-explainer/VERSION: a fixed version, so an alias move mid-job is moot
+    tracking_uri: str
+    registry_uri: str
+    kind: str  # tabular | text
+    features: tuple[str, ...]
+    id_cols: tuple[str, ...]
+    params: dict[str, int] = field(default_factory=dict)
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    num_threads: int = 1
+
+
+def _prepare_process(spec: WorkerSpec) -> None:
+    """Pin numeric threads and point MLflow at the job's registry, before the first load."""
+    import mlflow
+
+    from explain.pyfunc import pin_threads
+    from explain.settings import core_settings
+
+    for var in THREAD_VARS:
+        os.environ[var] = str(spec.num_threads)
+    core_settings.cache_clear()  # the loader reads EAAS_NUM_THREADS (xgboost nthread, torch)
+    pin_threads(spec.num_threads)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ["MLFLOW_TRACKING_URI"] = spec.tracking_uri
+    mlflow.set_tracking_uri(spec.tracking_uri)
+    mlflow.set_registry_uri(spec.registry_uri)
+
+
+def load_explainer(spec: WorkerSpec) -> Any:
+    """The explainer pyfunc, loaded once per worker process (not per batch or task)."""
+    key = (spec.uri, spec.tracking_uri)
+    model = _EXPLAINERS.get(key)
+    if model is None:
+        import mlflow.pyfunc
+
+        _prepare_process(spec)
+        model = mlflow.pyfunc.load_model(spec.uri)
+        _EXPLAINERS[key] = model
+    return model
+
+
+def reason(exc: BaseException) -> str:
+    """One line for the `error` column: the core's own message, else the exception's first line."""
+    msg = getattr(exc, "message", None)
+    if not msg:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else ""
+        msg = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return msg[:MAX_REASON_CHARS]
+
+
+def precheck(x: pd.DataFrame, spec: WorkerSpec, errors: list[str | None]) -> pd.DataFrame:
+    """Row-level checks the engine cannot make per row: text length, numbers given as strings.
+
+    A CSV column with one bad cell is read as strings; the engine would then refuse every row of
+    the batch, so cells are parsed here and only the rows with an unparsable cell become errors.
+    """
+    if spec.kind == "text":
+        for i, v in enumerate(x["text"]):
+            if isinstance(v, str) and len(v) > spec.max_text_chars:
+                errors[i] = (
+                    f"text: longer than {spec.max_text_chars} characters "
+                    "(the batch limit; raise it with --max-text-chars)"
+                )
+        return x
+    x = x.copy()
+    for f in spec.features:
+        col = x[f]
+        if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
+            continue
+        vals = [v.strip() if isinstance(v, str) else v for v in col]
+        if any(isinstance(v, (bool, list, dict, np.ndarray)) for v in vals):
+            continue  # not numbers written as text: the engine names the problem
+        num = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").astype(float)
+        given = np.array([not _is_missing(v) for v in vals], dtype=bool)
+        for i in np.flatnonzero(given & np.isnan(num.to_numpy())):
+            errors[i] = errors[i] or f"{f}: not a number"
+        x[f] = num
+    return x
+
+
+def _is_missing(v: Any) -> bool:
+    """None, NA, NaN and the text forms of a missing number: the engine decides about those."""
+    if v is None or v is pd.NA:
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    return isinstance(v, str) and v.lower() in ("", "nan", "null")
+
+
+def _explain_rows(
+    model: Any, x: pd.DataFrame, rows: list[int], params: dict, errors: list[str | None]
+) -> dict[str, list]:
+    """Explain `rows` of `x` as one call; on any failure fall back to one call per row."""
+    n = len(x)
+    cols: dict[str, list] = {c: [None] * n for c in COLUMNS}
+    if not rows:
+        return cols
+    try:
+        parts = [(rows, _predict(model, x.iloc[rows], params))]
+    except Exception:  # isolate the culprit(s): the rest of the batch is still explained
+        parts = []
+        for i in rows:
+            try:
+                parts.append(([i], _predict(model, x.iloc[[i]], params)))
+            except Exception as exc:
+                errors[i] = reason(exc)
+    for idx, frame in parts:
+        for c in COLUMNS:
+            for i, v in zip(idx, frame[c].tolist(), strict=True):
+                cols[c][i] = v
+    return cols
+
+
+def _predict(model: Any, x: pd.DataFrame, params: dict) -> pd.DataFrame:
+    out = model.predict(x.reset_index(drop=True), params=params or None)
+    if len(out) != len(x):
+        raise RuntimeError(f"explainer returned {len(out)} rows for {len(x)}")
+    return out
+
+
+def _explain_frame(
+    x: pd.DataFrame, spec: WorkerSpec, model: Any
+) -> tuple[dict[str, list], list[str | None]]:
+    """Explanation columns (None on error rows) and the per-row errors for the feature rows."""
+    x = x.reset_index(drop=True)
+    errors: list[str | None] = [None] * len(x)
+    x = precheck(x, spec, errors)
+    rows = [i for i in range(len(x)) if errors[i] is None]
+    cols = _explain_rows(model, x, rows, spec.params, errors)
+    for c in COLUMNS:  # a row that failed after its batch call keeps nothing half-done
+        cols[c] = [v if errors[i] is None else None for i, v in enumerate(cols[c])]
+    return cols, errors
+
+
+def _status(errors: list[str | None]) -> list[str]:
+    return ["ok" if e is None else "error" for e in errors]
+
+
+def explain_batch(pdf: pd.DataFrame, spec: WorkerSpec, model: Any) -> pd.DataFrame:
+    """pandas in, pandas out: ids, Explanation columns, status and error (one row per row)."""
+    pdf = pdf.reset_index(drop=True)
+    cols, errors = _explain_frame(pdf[list(spec.features)], spec, model)
+    out = pdf[list(spec.id_cols)].copy()
+    for c in COLUMNS:
+        out[c] = pd.Series(cols[c], dtype=object)
+    out["status"] = _status(errors)
+    out["error"] = pd.Series(errors, dtype=object)
+    return out
+
+
+def explain_record_batch(batch: pa.RecordBatch, spec: WorkerSpec, model: Any) -> pa.RecordBatch:
+    """Arrow in, Arrow out: the id columns pass through untouched (exact types, no pandas trip)."""
+    cols, errors = _explain_frame(batch.select(list(spec.features)).to_pandas(), spec, model)
+    fields = arrow_fields(spec.kind)
+    arrays = [pa.array(cols[f.name], type=f.type) for f in fields[: len(COLUMNS)]]
+    arrays += [pa.array(_status(errors), pa.string()), pa.array(errors, pa.string())]
+    ids = [batch.column(c) for c in spec.id_cols]
+    schema = pa.schema([batch.schema.field(c) for c in spec.id_cols] + fields)
+    return pa.RecordBatch.from_arrays(ids + arrays, schema=schema)
+
+
+def make_mapper(
+    spec: WorkerSpec,
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function: a closure over `spec` only (cheap to pickle)."""
+
+    def explain_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        model = None
+        for batch in batches:
+            if model is None:  # not before the first batch: empty partitions load nothing
+                model = load_explainer(spec)
+            yield explain_record_batch(batch, spec, model)
+
+    return explain_partition
