@@ -134,6 +134,24 @@ def write_samples(x: pd.DataFrame) -> None:
     )
 
 
+REPORT_SAMPLES = {"breast-cancer": 200, "breast-cancer-mlp": 100, "sentiment": 20}
+
+
+def _report(client: MlflowClient, name: str, retrain: bool) -> None:
+    """A review report per demo model, explained on the spot from its sample file."""
+    from reports import build_report
+
+    version = client.get_model_version_by_alias(name, ALIAS)
+    if "eaas.report_run_id" in version.tags and not retrain:
+        print(f"{name}: report {version.tags['eaas.report_uri']} already made")
+        return
+    data = demo_dir() / (
+        "sentiment_sample.parquet" if name == "sentiment" else "breast_cancer_sample.parquet"
+    )
+    res = build_report(model=f"{name}@{ALIAS}", data=data, sample=REPORT_SAMPLES[name])
+    print(f"{name}: report {res.report_path}")
+
+
 def run_demo(train_seconds: float = 240, retrain: bool = False) -> list[str]:
     start = time.monotonic()
     client = configure()
@@ -156,6 +174,8 @@ def run_demo(train_seconds: float = 240, retrain: bool = False) -> list[str]:
         res = build_explainer(f"models:/{name}@{ALIAS}", background=backgrounds.get(name))
         print(f"{name}: built {res.method} explainer {res.uri} ({res.output_space})")
         uris.append(res.uri)
+    for name in models:
+        _report(client, name, retrain)
     print(f"tracking URI: {mlflow.get_tracking_uri()}")
     print(f"demo ready in {time.monotonic() - start:.0f} s; sample inputs in {demo_dir()}")
     return uris
