@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from cachetools import LRUCache
 
@@ -53,14 +54,14 @@ def run_engine(
     cfg = loaded.engine.config
     if cfg.kind == "text":
         df = pd.DataFrame({"text": instances})
-    else:
-        df = pd.DataFrame.from_records(instances, columns=cfg.features).astype(float)
-    frames = []
+    else:  # validated numbers or None (-> NaN); one array, not a record-by-record frame
+        rows = [[inst.get(f) for f in cfg.features] for inst in instances]
+        df = pd.DataFrame(np.array(rows, dtype=float), columns=cfg.features)
+    records: list[dict] = []
     for start in range(0, len(df), CHUNK):
         if abandoned():
             raise Abandoned()
-        frames.append(loaded.engine.explain(df.iloc[start : start + CHUNK], params))
-    records = pd.concat(frames, ignore_index=True).to_dict(orient="records")
+        records += loaded.engine.explain_records(df.iloc[start : start + CHUNK], params)
     if cfg.kind == "tabular":  # JSON has no NaN: a missing input value goes back as null
         for r in records:
             r["data"] = [None if v != v else v for v in r["data"]]

@@ -88,16 +88,20 @@ class Engine:
 
     def explain(self, df: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Explain every row of `df`; one output row per input row, in order."""
+        return pd.DataFrame(self.explain_records(df, params), columns=COLUMNS)
+
+    def explain_records(self, df: pd.DataFrame, params: dict[str, Any] | None = None) -> list:
+        """As `explain`, as plain dicts (the service skips a DataFrame round trip)."""
         max_evals, seed = self._params(params or {})
         if len(df) == 0:
-            return pd.DataFrame(columns=COLUMNS)
+            return []
         if self.source.kind == "text":
             data = check_text_input(df)
         else:
             data = check_tabular_input(df, self.source.feature_names, self.source.accepts_nan)
         with self._lock:
             out = self.impl.explain(data, max_evals, seed)
-        return out.to_frame()
+        return out.to_records()
 
     def _params(self, params: dict[str, Any]) -> tuple[int, int]:
         unknown = sorted(set(params) - {"max_evals", "seed"})

@@ -42,8 +42,12 @@ class Explanations:
         return np.abs(self.base_values + sums - self.prediction).max(axis=1)
 
     def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_records(), columns=COLUMNS)
+
+    def to_records(self) -> list[dict]:
+        """One plain dict per instance (JSON-ready apart from NaN inputs in `data`)."""
         errors = self.additivity_errors()
-        rows = [
+        return [
             {
                 "output_names": list(self.output_names),
                 "prediction": [float(x) for x in self.prediction[i]],
@@ -55,7 +59,6 @@ class Explanations:
             }
             for i in range(len(self.values))
         ]
-        return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def signature(kind: str, max_evals: int, seed: int) -> ModelSignature:
