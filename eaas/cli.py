@@ -115,10 +115,29 @@ def batch(
 
     def go():
         job = JobSpec(
-            model, input_path, output, split_cols(id_cols), master, fmt, max_evals, seed,
-            partitions, max_text_chars, parse_conf(conf),
-        )  # fmt: skip
-        return run_job(job, echo=lambda s: typer.echo(s, err=True))
+            model,
+            input_path,
+            output,
+            split_cols(id_cols),
+            master,
+            fmt,
+            max_evals,
+            seed,
+            partitions,
+            max_text_chars,
+            parse_conf(conf),
+        )
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        try:
+            return run_job(job, echo=lambda s: typer.echo(s, err=True))
+        except (PySparkException, Py4JError) as exc:  # a cluster/Spark failure, not a row's
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            typer.echo(
+                f"error: the Spark job failed: {first} (Spark's log above has details)", err=True
+            )
+            raise typer.Exit(code=1) from None
 
     typer.echo(_run(go).summary())
 
