@@ -67,11 +67,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Parquet or CSV, by extension (a folder is read as Parquet)."""
+def read_table(path: str | Path, field: str = "background") -> pd.DataFrame:
+    """Parquet or CSV, by extension (a folder is read as Parquet); `field` names it in errors."""
     p = Path(path)
     if not p.exists():
-        raise BadRequest(f"background: no such file '{p.name}'", field="background")
+        raise BadRequest(f"{field}: no such file '{p.name}'", field=field)
     if p.suffix.lower() == ".csv":
         return pd.read_csv(p)
     return pd.read_parquet(p)

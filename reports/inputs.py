@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from explain.build import read_table
 from explain.engine import ExplainerConfig
 from explain.errors import BadRequest, InvalidInput
 from explain.schema import COLUMNS
@@ -142,7 +143,7 @@ def explain_data(
     """A sample of a dataset explained now through the registered explainer pyfunc."""
     p = _existing(path, "data")
     try:
-        raw = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+        raw = read_table(p, field="data")
     except Exception as exc:
         raise InvalidInput(f"data: not readable as Parquet/CSV ({type(exc).__name__})") from None
     cols = config.features if config.kind == "tabular" else ["text"]
