@@ -20,7 +20,7 @@ def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:
     """
     values = np.asarray(exp["values"], dtype=float)
     if values.shape[1] <= k:
-        return {**exp, "truncated": False}
+        return {**exp, "dropped": 0, "rest": [0.0] * values.shape[0]}
     keep = np.sort(np.argsort(-np.abs(values).max(axis=0), kind="stable")[:k])
     drop = np.setdiff1d(np.arange(values.shape[1]), keep)
     return {
@@ -28,7 +28,7 @@ def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:
         "values": values[:, keep].tolist(),
         "features": [exp["features"][i] for i in keep],
         "data": [exp["data"][i] for i in keep],
-        "truncated": True,
+        "dropped": int(len(drop)),
         "rest": values[:, drop].sum(axis=1).tolist(),
     }
 

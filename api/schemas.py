@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from explain.schema import FIELDS
 
 
 class Parameters(BaseModel):
@@ -12,6 +14,9 @@ class Parameters(BaseModel):
 
     max_evals: int | None = Field(None, ge=1, description="Evaluation budget (sampled methods).")
     seed: int | None = Field(None, description="Seed of sampled methods.")
+    long_text: str | None = Field(
+        None, description="Text models: 'truncate' (what the model sees) or 'window'."
+    )
     top_k: int | None = Field(None, ge=1, description="Keep the k features with largest |value|.")
 
 
@@ -39,16 +44,25 @@ class ExplainRequest(BaseModel):
     parameters: Parameters = Field(default_factory=Parameters)
 
 
-class Explanation(BaseModel):
-    output_names: list[str]
-    prediction: list[float]
-    base_values: list[float]
-    values: list[list[float]] = Field(description="values[o][f]: attribution of f to output o")
-    features: list[str]
-    data: list[float | None] | list[str]
-    additivity_error: float = Field(description="max_o |base + sum(values[o]) - prediction[o]|")
-    truncated: bool | None = Field(None, description="Set when top_k dropped features.")
-    rest: list[float] | None = Field(None, description="Per output, the sum of dropped values.")
+_PY_TYPES: dict[str, Any] = {
+    "strings": list[str],
+    "doubles": list[float],
+    "matrix": list[list[float]],
+    "data": list[float | None] | list[str],
+    "double": float,
+    "bool": bool,
+}
+
+# made from the core's one field table (explain/schema.py), plus what top_k adds
+Explanation = create_model(
+    "Explanation",
+    **{f.name: (_PY_TYPES[f.type], Field(description=f.description)) for f in FIELDS},
+    dropped=(int | None, Field(None, description="With top_k: how many features were dropped.")),
+    rest=(
+        list[float] | None,
+        Field(None, description="With top_k: per output, the sum of the dropped values."),
+    ),
+)
 
 
 class ModelInfo(BaseModel):
@@ -67,7 +81,7 @@ class ExplainResponse(BaseModel):
     model: ModelInfo
     explainer: ExplainerInfo
     predictions: list[list[float]]
-    explanations: list[Explanation]
+    explanations: list[Explanation]  # type: ignore[valid-type]
 
 
 class ServedModel(BaseModel):

@@ -13,10 +13,12 @@ from pyspark.sql import functions as F
 
 from batch.spark_types import output_schema
 from batch.worker import DEFAULT_MAX_TEXT_CHARS, WorkerSpec, make_mapper
+from explain.engine import ExplainerConfig
 from explain.errors import BadRequest, InvalidInput
 from explain.registry import ExplainerTarget, configure, resolve_explainer, tracking_uri
 from explain.schema import COLUMNS
 from explain.settings import core_settings
+from explain.validation import Params, check_params
 
 STATUS_COLUMNS = ["status", "error"]
 OUTPUT_COLUMNS = COLUMNS + STATUS_COLUMNS
@@ -34,13 +36,15 @@ class ExplainerInfo:
     uri: str
     kind: str
     features: tuple[str, ...]
+    defaults: Params = Params(500, 0, "truncate")
 
     @classmethod
     def load(cls, target: ExplainerTarget) -> ExplainerInfo:
         meta = (mlflow.models.get_model_info(target.explainer_uri).metadata or {}).get("eaas")
         if not meta:
             raise BadRequest(f"model: '{target.explainer.name}' is not an eaas explainer")
-        return cls(target.explainer_uri, meta["kind"], tuple(meta["features"]))
+        cfg = ExplainerConfig.from_dict(meta)
+        return cls(target.explainer_uri, meta["kind"], tuple(meta["features"]), cfg.defaults)
 
 
 def check_columns(df: DataFrame, info: ExplainerInfo, id_cols: Sequence[str] | None) -> list[str]:
@@ -71,7 +75,7 @@ def plan(
     df: DataFrame,
     info: ExplainerInfo,
     id_cols: Sequence[str] | None = None,
-    params: dict[str, int] | None = None,
+    params: dict[str, Any] | None = None,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     partitions: int | None = None,
 ) -> DataFrame:
@@ -79,6 +83,9 @@ def plan(
     ids = check_columns(df, info, id_cols)
     if max_text_chars < 1:
         raise BadRequest("max-text-chars: must be at least 1", field="max_text_chars")
+    # the core's one check, on the driver: a bad parameter fails the job before Spark runs it
+    given = {k: v for k, v in (params or {}).items() if v is not None}
+    check_params(given, info.defaults)
     uri = tracking_uri()
     spec = WorkerSpec(
         uri=info.uri,
@@ -87,7 +94,7 @@ def plan(
         kind=info.kind,
         features=info.features,
         id_cols=tuple(ids),
-        params={k: int(v) for k, v in (params or {}).items() if v is not None},
+        params=given,
         max_text_chars=max_text_chars,
         num_threads=core_settings().num_threads,
     )
@@ -106,6 +113,7 @@ def explain_dataframe(
     seed: int | None = None,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     partitions: int | None = None,
+    long_text: str | None = None,
 ) -> DataFrame:
     """Explain every row of a Spark DataFrame with the explainer of a registered model.
 
@@ -114,5 +122,7 @@ def explain_dataframe(
     """
     configure()
     info = ExplainerInfo.load(resolve_explainer(model))
-    params = {"max_evals": max_evals, "seed": seed}
+    params: dict[str, Any] = {"max_evals": max_evals, "seed": seed}
+    if info.kind == "text":
+        params["long_text"] = long_text
     return plan(df, info, id_cols, params, max_text_chars, partitions)

@@ -24,6 +24,7 @@ from batch.session import start_session
 from batch.worker import DEFAULT_MAX_TEXT_CHARS
 from explain.errors import BadRequest, EaasError
 from explain.registry import configure, resolve_explainer
+from explain.schema import LONG_TEXT
 
 FORMATS = ("parquet", "csv")
 # rows per Arrow batch: big for fast tabular methods, small for text so a bad row's fallback
@@ -44,6 +45,7 @@ class JobSpec:
     partitions: int | None = None
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     conf: dict[str, str] = field(default_factory=dict)
+    long_text: str | None = None  # text models: truncate | window (default: the explainer's)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ def _execute(
     src = read_input(spark, job.input, job.format)
     ids = check_columns(src, info, job.id_cols)
     params = {"max_evals": job.max_evals, "seed": job.seed}
+    if info.kind == "text":
+        params["long_text"] = job.long_text
     parts = _partitions(spark, src, job.partitions)
     out = plan(src, info, ids, params, job.max_text_chars, parts)
     st = output.stage(spark, job.output)
@@ -179,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=int)
     p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS)
     p.add_argument("--conf", action="append", metavar="KEY=VALUE")
+    p.add_argument("--long-text", choices=LONG_TEXT)
     return p
 
 
@@ -189,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = JobSpec(
             a.model, a.input, a.output, split_cols(a.id_cols), a.master, a.format,
             a.max_evals, a.seed, a.partitions, a.max_text_chars, parse_conf(a.conf),
+            a.long_text,
         )  # fmt: skip
         print(run_job(job, echo=lambda s: print(s, file=sys.stderr, flush=True)).summary())
     except (EaasError, MlflowException) as exc:

@@ -6,23 +6,37 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DoubleType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from explain.schema import FIELDS
 
 STATUS_FIELDS = [StructField("status", StringType(), False), StructField("error", StringType())]
 
 
-def explanation_fields(kind: str) -> list[StructField]:
-    """The Explanation as typed Spark columns (null on error rows); `data` follows the kind."""
+def _spark_type(logical: str, kind: str) -> DataType:
     dbl, txt = DoubleType(), StringType()
-    return [
-        StructField("output_names", ArrayType(txt)),
-        StructField("prediction", ArrayType(dbl)),
-        StructField("base_values", ArrayType(dbl)),
-        StructField("values", ArrayType(ArrayType(dbl))),
-        StructField("features", ArrayType(txt)),
-        StructField("data", ArrayType(txt if kind == "text" else dbl)),
-        StructField("additivity_error", dbl),
-    ]
+    return {
+        "strings": ArrayType(txt),
+        "doubles": ArrayType(dbl),
+        "matrix": ArrayType(ArrayType(dbl)),
+        "data": ArrayType(txt if kind == "text" else dbl),
+        "double": dbl,
+        "bool": BooleanType(),
+    }[logical]
+
+
+def explanation_fields(kind: str) -> list[StructField]:
+    """The Explanation (explain/schema.py's field table) as typed Spark columns, null on error
+    rows; `data` follows the kind."""
+    return [StructField(f.name, _spark_type(f.type, kind)) for f in FIELDS]
 
 
 def output_schema(input_schema: StructType, id_cols: Sequence[str], kind: str) -> StructType:

@@ -40,7 +40,7 @@ class WorkerSpec:
     kind: str  # tabular | text
     features: tuple[str, ...]
     id_cols: tuple[str, ...]
-    params: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     num_threads: int = 1
 

@@ -42,6 +42,9 @@ def explainer_build(
     max_evals: int = typer.Option(None, help="Evaluation budget of sampled methods"),
     seed: int = typer.Option(None, help="Seed of sampled methods"),
     name: str = typer.Option(None, help="Registered name (default: <source name>-explainer)"),
+    long_text: str = typer.Option(
+        None, help="Text longer than the model's limit: truncate (default) or window"
+    ),
 ) -> None:
     """Build, log and register an explainer; the last line printed is its models:/ URI."""
     from explain.build import build_explainer
@@ -55,6 +58,7 @@ def explainer_build(
         max_evals=max_evals,
         seed=seed,
         name=name,
+        long_text=long_text,
     )
     typer.echo(f"method={res.method} output_space={res.output_space} run_id={res.run_id}")
     typer.echo(res.uri)
@@ -109,6 +113,9 @@ def batch(
     conf: list[str] = typer.Option(  # noqa: B008 - typer's list option
         None, help="Extra Spark setting KEY=VALUE (repeatable)"
     ),
+    long_text: str = typer.Option(
+        None, help="Text models: truncate or window (default: the explainer's)"
+    ),
 ) -> None:
     """Explain every row of a dataset on Spark; writes typed Parquet with status/error per row."""
     from batch.job import JobSpec, parse_conf, run_job, split_cols
@@ -126,6 +133,7 @@ def batch(
             partitions,
             max_text_chars,
             parse_conf(conf),
+            long_text,
         )
         from py4j.protocol import Py4JError
         from pyspark.errors import PySparkException

@@ -21,6 +21,7 @@ from explain.registry import ModelRef, parse_model_uri, resolve_version, use_exp
 from explain.schema import signature
 from explain.settings import core_settings
 from explain.source import SourceModel, load_source
+from explain.validation import Params, check_params
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "eaas-explainers"
@@ -104,11 +105,13 @@ def build_explainer(
     max_evals: int | None = None,
     seed: int | None = None,
     name: str | None = None,
+    long_text: str | None = None,
 ) -> BuildResult:
     """The Python API behind `eaas explainer build`."""
     settings = core_settings()
-    max_evals = settings.default_max_evals if max_evals is None else max_evals
-    seed = settings.default_seed if seed is None else seed
+    defaults = Params(settings.default_max_evals, settings.default_seed, "truncate")
+    given = {"max_evals": max_evals, "seed": seed, "long_text": long_text}
+    p = check_params(given, defaults)  # the same rule requests are held to
     if background_size < 1:
         raise BadRequest("background-size: must be at least 1", field="background_size")
     ref = parse_model_uri(model_uri)
@@ -122,10 +125,11 @@ def build_explainer(
         )
         source = load_source(src_dir)
         method = choose_method(source, method)
-        bg = select_background(source, background, background_size, seed)
+        bg = select_background(source, background, background_size, p.seed)
         config = {
-            "max_evals": max_evals,
-            "seed": seed,
+            "max_evals": p.max_evals,
+            "seed": p.seed,
+            "long_text": p.long_text,
             "source_name": mv.name,
             "source_version": str(mv.version),
             "versions": library_versions(),
@@ -156,6 +160,7 @@ def _log_and_register(
                 "source_version": cfg.source_version,
                 "max_evals": cfg.max_evals,
                 "seed": cfg.seed,
+                "long_text": cfg.long_text,
                 "output_space": cfg.output_space,
                 "background_rows": cfg.background_rows,
             }
@@ -165,7 +170,7 @@ def _log_and_register(
             name="explainer",
             python_model=str(CODE_FILE),
             artifacts=artifacts,
-            signature=signature(cfg.kind, cfg.max_evals, cfg.seed),
+            signature=signature(cfg.kind, cfg.max_evals, cfg.seed, cfg.long_text),
             pip_requirements=[f"{k}=={v}" for k, v in cfg.versions.items()],
             metadata={"eaas": cfg.to_dict()},
             registered_model_name=name,

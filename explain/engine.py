@@ -6,20 +6,18 @@ return identical numbers. Input checks name the field and the reason.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from explain.errors import BadRequest, InvalidInput
+from explain.errors import BadRequest, Stop
 from explain.schema import COLUMNS
 from explain.source import SourceModel
 from explain.tabular import make_tabular
 from explain.text import make_text
+from explain.validation import Params, check_params, check_tabular_input, check_text_input
 
 METHODS = ("tree", "linear", "permutation", "partition", "kernel", "text", "integrated-gradients")
 
@@ -38,6 +36,9 @@ class ExplainerConfig:
     source_name: str = ""
     source_version: str = ""
     background_rows: int = 0
+    # text longer than the model's limit: explain what the model sees and flag it (truncate),
+    # or attribute every word over overlapping windows (window); docs/text.md says why
+    long_text: str = "truncate"
     versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,8 +49,15 @@ class ExplainerConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
     @property
+    def defaults(self) -> Params:
+        return Params(self.max_evals, self.seed, self.long_text)
+
+    @property
     def params(self) -> dict[str, Any]:
-        return {"max_evals": self.max_evals, "seed": self.seed}
+        out: dict[str, Any] = {"max_evals": self.max_evals, "seed": self.seed}
+        if self.kind == "text":
+            out["long_text"] = self.long_text
+        return out
 
 
 def choose_method(source: SourceModel, method: str) -> str:
@@ -86,13 +94,21 @@ class Engine:
             }
         )
 
-    def explain(self, df: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def explain(
+        self, df: pd.DataFrame, params: dict[str, Any] | None = None, stop: Stop | None = None
+    ) -> pd.DataFrame:
         """Explain every row of `df`; one output row per input row, in order."""
-        return pd.DataFrame(self.explain_records(df, params), columns=COLUMNS)
+        return pd.DataFrame(self.explain_records(df, params, stop), columns=COLUMNS)
 
-    def explain_records(self, df: pd.DataFrame, params: dict[str, Any] | None = None) -> list:
-        """As `explain`, as plain dicts (the service skips a DataFrame round trip)."""
-        max_evals, seed = self._params(params or {})
+    def explain_records(
+        self, df: pd.DataFrame, params: dict[str, Any] | None = None, stop: Stop | None = None
+    ) -> list:
+        """As `explain`, as plain dicts (the service skips a DataFrame round trip).
+
+        `stop()` is polled between model forward batches (text) or rows; when it turns true the
+        call raises `Stopped` (explain/errors.py), so a caller's time budget frees the worker.
+        """
+        p = check_params(params, self.config.defaults)
         if len(df) == 0:
             return []
         if self.source.kind == "text":
@@ -100,74 +116,8 @@ class Engine:
         else:
             data = check_tabular_input(df, self.source.feature_names, self.source.accepts_nan)
         with self._lock:
-            out = self.impl.explain(data, max_evals, seed)
+            if self.source.kind == "text":
+                out = self.impl.explain(data, p, stop)
+            else:
+                out = self.impl.explain(data, p.max_evals, p.seed)
         return out.to_records()
-
-    def _params(self, params: dict[str, Any]) -> tuple[int, int]:
-        unknown = sorted(set(params) - {"max_evals", "seed"})
-        if unknown:
-            raise BadRequest(f"parameters: unknown '{unknown[0]}'", field=unknown[0])
-        max_evals = params.get("max_evals")
-        seed = params.get("seed")
-        max_evals = self.config.max_evals if max_evals is None else max_evals
-        seed = self.config.seed if seed is None else seed
-        for name, v in (("max_evals", max_evals), ("seed", seed)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise InvalidInput(f"{name}: must be an integer", field=name)
-        if max_evals < 1:
-            raise InvalidInput("max_evals: must be at least 1", field="max_evals")
-        return int(max_evals), int(seed)
-
-
-def check_tabular_input(
-    df: pd.DataFrame, features: list[str], allow_nan: bool = False
-) -> pd.DataFrame:
-    """The model's feature columns as float64, or InvalidInput naming the first bad field."""
-    cols = [str(c) for c in df.columns]
-    missing = [f for f in features if f not in cols]
-    if missing:
-        raise InvalidInput(f"{missing[0]}: missing feature column", field=missing[0])
-    extra = [c for c in cols if c not in features]
-    if extra:
-        raise InvalidInput(f"{extra[0]}: unexpected column (not a model feature)", field=extra[0])
-    sub = df[features]
-    if all(is_numeric_dtype(t) and not is_bool_dtype(t) for t in sub.dtypes):
-        arr = sub.to_numpy(dtype=float)  # fast path: one conversion, not one per column
-        bad = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
-        if not bad.any():
-            return pd.DataFrame(arr, columns=features, index=df.index)
-    out = {}
-    for f in features:
-        col = df[f]
-        try:
-            arr = pd.to_numeric(col, errors="raise").to_numpy(dtype=float)
-        except (ValueError, TypeError):
-            raise InvalidInput(f"{f}: not a number", field=f) from None
-        if col.dtype == object and any(isinstance(v, (str, bool)) for v in col):
-            raise InvalidInput(f"{f}: not a number", field=f)
-        if not allow_nan and np.isnan(arr).any():
-            raise InvalidInput(f"{f}: missing value (NaN) and the model cannot take it", field=f)
-        if np.isinf(arr).any():
-            raise InvalidInput(f"{f}: infinite value", field=f)
-        out[f] = arr
-    return pd.DataFrame(out, index=df.index)
-
-
-def check_text_input(df: pd.DataFrame) -> list[str]:
-    cols = [str(c) for c in df.columns]
-    if "text" not in cols:
-        raise InvalidInput("text: missing column", field="text")
-    extra = [c for c in cols if c != "text"]
-    if extra:
-        raise InvalidInput(
-            f"{extra[0]}: unexpected column (text models take 'text')", field=extra[0]
-        )
-    texts = []
-    for v in df["text"]:
-        if not isinstance(v, str):
-            bad = v is None or (isinstance(v, float) and math.isnan(v))
-            raise InvalidInput(
-                "text: " + ("missing value" if bad else "not a string"), field="text"
-            )
-        texts.append(v)
-    return texts

@@ -6,6 +6,10 @@ with `status`. Messages name the field and the reason and never echo a payload.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+Stop = Callable[[], bool]  # polled by long computations; True means give up
+
 
 class EaasError(Exception):
     """Base class: an expected failure with a stable code and an HTTP status."""
@@ -52,3 +56,10 @@ class MissingBackground(EaasError):
 
     status = 400
     code = "missing_background"
+
+
+class Stopped(EaasError):
+    """The caller's `stop()` turned true (its time budget ran out): the work was abandoned."""
+
+    status = 504
+    code = "timeout"

@@ -1,8 +1,11 @@
-"""The Explanation schema: one row per explained instance, typed columns, and its signature."""
+"""The Explanation schema, declared once: one field table from which the pyfunc's MLflow
+signature, the Spark/Arrow column types (`batch/spark_types.py`) and the REST response model
+(`api/schemas.py`) are all made.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -10,15 +13,36 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-COLUMNS = [
-    "output_names",
-    "prediction",
-    "base_values",
-    "values",
-    "features",
-    "data",
-    "additivity_error",
-]
+# Logical types, mapped by each adapter to its own type system:
+#   strings: list of str · doubles: list of float · matrix: list of list of float
+#   data: the inputs as explained (doubles for tabular, strings for text) · double · bool
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    description: str
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("output_names", "strings", "Names of the explained outputs (classes)."),
+    FieldSpec("prediction", "doubles", "The model's own output per output, in the output space."),
+    FieldSpec("base_values", "doubles", "Expected output per output (the explanation's start)."),
+    FieldSpec("values", "matrix", "values[o][f]: attribution of feature/word f to output o."),
+    FieldSpec("features", "strings", "Feature names, or the words of a text as written."),
+    FieldSpec("data", "data", "The explained inputs (numbers; words for text; null = missing)."),
+    FieldSpec("additivity_error", "double", "max_o |base + sum(values[o]) - prediction[o]|."),
+    FieldSpec(
+        "truncated",
+        "bool",
+        "True when the model saw only part of the input (text longer than the model's limit "
+        "under long_text=truncate): words not listed were never seen, not unimportant.",
+    ),
+)
+COLUMNS = [f.name for f in FIELDS]
+
+LONG_TEXT = ("truncate", "window")
 
 
 @dataclass
@@ -36,6 +60,7 @@ class Explanations:
     values: list[np.ndarray]  # n x (outputs, features_i)
     features: list[list[str]]
     data: list[list]
+    truncated: list[bool] = field(default_factory=list)  # empty: nothing was cut
 
     def additivity_errors(self) -> np.ndarray:
         sums = np.array([v.sum(axis=1) for v in self.values]).reshape(self.prediction.shape)
@@ -47,6 +72,7 @@ class Explanations:
     def to_records(self) -> list[dict]:
         """One plain dict per instance (JSON-ready apart from NaN inputs in `data`)."""
         errors = self.additivity_errors()
+        cut = self.truncated or [False] * len(self.values)
         return [
             {
                 "output_names": list(self.output_names),
@@ -56,31 +82,36 @@ class Explanations:
                 "features": list(self.features[i]),
                 "data": list(self.data[i]),
                 "additivity_error": float(errors[i]),
+                "truncated": bool(cut[i]),
             }
             for i in range(len(self.values))
         ]
 
 
-def signature(kind: str, max_evals: int, seed: int) -> ModelSignature:
+def _mlflow_type(logical: str, kind: str):
+    data = DataType.string if kind == "text" else DataType.double
+    return {
+        "strings": Array(DataType.string),
+        "doubles": Array(DataType.double),
+        "matrix": Array(Array(DataType.double)),
+        "data": Array(data),
+        "double": DataType.double,
+        "bool": DataType.boolean,
+    }[logical]
+
+
+def signature(kind: str, max_evals: int, seed: int, long_text: str = "truncate") -> ModelSignature:
     """Output and params schema; MLflow's spark_udf infers a struct result type from it.
 
     The input schema is left out on purpose: MLflow would otherwise drop extra columns with a
     warning before the explainer sees them, and the contract is that an extra column is an error.
-    The inputs are in the explainer config and checked by the engine.
+    The inputs are in the explainer config and checked by the core (explain/validation.py).
     """
-    data_type = DataType.string if kind == "text" else DataType.double
-    outputs = Schema(
-        [
-            ColSpec(Array(DataType.string), "output_names"),
-            ColSpec(Array(DataType.double), "prediction"),
-            ColSpec(Array(DataType.double), "base_values"),
-            ColSpec(Array(Array(DataType.double)), "values"),
-            ColSpec(Array(DataType.string), "features"),
-            ColSpec(Array(data_type), "data"),
-            ColSpec(DataType.double, "additivity_error"),
-        ]
-    )
-    params = ParamSchema(
-        [ParamSpec("max_evals", DataType.long, max_evals), ParamSpec("seed", DataType.long, seed)]
-    )
-    return ModelSignature(inputs=None, outputs=outputs, params=params)
+    outputs = Schema([ColSpec(_mlflow_type(f.type, kind), f.name) for f in FIELDS])
+    specs = [
+        ParamSpec("max_evals", DataType.long, max_evals),
+        ParamSpec("seed", DataType.long, seed),
+    ]
+    if kind == "text":
+        specs.append(ParamSpec("long_text", DataType.string, long_text))
+    return ModelSignature(inputs=None, outputs=outputs, params=ParamSchema(specs))

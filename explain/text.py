@@ -13,9 +13,10 @@ import numpy as np
 import shap
 import torch
 
-from explain.errors import UnsupportedModel
+from explain.errors import Stop, UnsupportedModel
 from explain.schema import Explanations
 from explain.source import SourceModel
+from explain.validation import Params
 
 _WORD = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 
@@ -82,8 +83,8 @@ class TextPartitionMethod:
             self.fn, self.masker, output_names=source.output_names
         )
 
-    def explain(self, texts: list[str], max_evals: int, seed: int) -> Explanations:
-        np.random.seed(seed)
+    def explain(self, texts: list[str], params: Params, stop: Stop | None = None) -> Explanations:
+        max_evals = params.max_evals
         pred = self.fn(texts)
         values, bases, tokens = [], np.array(pred, copy=True), []
         for i, text in enumerate(texts):
@@ -128,8 +129,8 @@ class IntegratedGradientsMethod:
         logits = self.source.model(input_ids=input_ids, attention_mask=attention_mask).logits
         return torch.softmax(logits, dim=-1)
 
-    def explain(self, texts: list[str], max_evals: int, seed: int) -> Explanations:
-        torch.manual_seed(seed)
+    def explain(self, texts: list[str], params: Params, stop: Stop | None = None) -> Explanations:
+        max_evals = params.max_evals
         k = len(self.source.output_names)
         preds, bases, values, tokens = [], [], [], []
         for text in texts:

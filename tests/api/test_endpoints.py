@@ -88,7 +88,7 @@ def test_name_forms_alias_version_and_encoded_slash(api):
 def test_top_k_truncates_and_keeps_additivity_checkable(api):
     exp = _explain(api, "tiny-xgb", ROWS[:1], top_k=2).json()["explanations"][0]
     full = _explain(api, "tiny-xgb", ROWS[:1]).json()["explanations"][0]
-    assert exp["truncated"] is True and len(exp["features"]) == 2 and len(exp["values"][0]) == 2
+    assert exp["dropped"] == 3 and len(exp["features"]) == 2 and len(exp["values"][0]) == 2
     top = sorted(np.abs(full["values"][1]))[-2:]
     assert sorted(np.abs(exp["values"][1])) == pytest.approx(top)
     total = np.array(exp["base_values"]) + np.sum(exp["values"], 1) + np.array(exp["rest"])

@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType
+from pyspark.sql.types import ArrayType, BooleanType, DoubleType, LongType, StringType
 
 from batch import explain_dataframe
 from explain.schema import COLUMNS
@@ -34,6 +34,7 @@ def test_tree_output_is_typed_and_matches_the_pyfunc(spark, built):
         "features": TXT,
         "data": NUM,
         "additivity_error": DoubleType(),
+        "truncated": BooleanType(),
         "status": StringType(),
         "error": StringType(),
     }

@@ -7,7 +7,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from pyspark.sql.functions import struct
-from pyspark.sql.types import ArrayType, DoubleType, StringType, StructType
+from pyspark.sql.types import ArrayType, BooleanType, DoubleType, StringType, StructType
 
 from tests.batch.conftest import tabular_rows
 
@@ -28,6 +28,7 @@ def test_spark_udf_infers_a_typed_struct_and_matches_the_pyfunc(spark, built):
         "features": ArrayType(StringType()),
         "data": num,
         "additivity_error": DoubleType(),
+        "truncated": BooleanType(),
     }
     got = {r["id"]: r["e"] for r in df.select("id", "e").collect()}
     want = mlflow.pyfunc.load_model(built["tiny-xgb"]).predict(rows[features])

@@ -56,10 +56,15 @@ def test_signature_is_typed_for_spark_and_charts_are_logged(built):
             "features",
             "data",
             "additivity_error",
+            "truncated",
         ]
+        assert outputs["truncated"]["type"] == "boolean"
         assert outputs["values"]["items"] == {"type": "array", "items": {"type": "double"}}
         assert outputs["data"]["items"]["type"] == data_type
-        assert {p.name for p in info.signature.params.params} == {"max_evals", "seed"}
+        params = {p.name for p in info.signature.params.params}
+        assert params == (
+            {"max_evals", "seed", "long_text"} if name == "tiny-bert" else {"max_evals", "seed"}
+        )
         charts = {a.path for a in client.list_artifacts(mv.run_id, "charts")}
         assert {
             "charts/global_importance_positive.png"
