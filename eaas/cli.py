@@ -11,6 +11,10 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Explainability as a service.")
 explainer_app = typer.Typer(no_args_is_help=True, help="Build explainers for registered models.")
 app.add_typer(explainer_app, name="explainer")
+explanations_app = typer.Typer(
+    no_args_is_help=True, help="The service's stored explanations (audit trail)."
+)
+app.add_typer(explanations_app, name="explanations")
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -157,6 +161,32 @@ def report(
     res = _run(build_report, model, explanations, data, sample, output, compare)
     typer.echo(f"run_id={res.run_id} report_uri={res.report_uri}")
     typer.echo(str(res.report_path))
+
+
+@explanations_app.command("export")
+def explanations_export(
+    model: str = typer.Option(..., help="Source model NAME"),
+    output: str = typer.Option(..., help="FILE.parquet"),
+    version: str = typer.Option(None, help="Only this model version"),
+    since: str = typer.Option(None, help="ISO 8601 date or time, inclusive"),
+    until: str = typer.Option(None, help="ISO 8601 date or time, exclusive"),
+) -> None:
+    """Write a model's stored explanations to Parquet for offline review."""
+    from api.audit.offline import export
+
+    n = _run(export, model, output, version, since, until)
+    typer.echo(f"{n} explanations -> {output}")
+
+
+@explanations_app.command("verify")
+def explanations_verify(explanation_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Recompute a stored explanation with its explainer version; exit 1 unless identical."""
+    from api.audit.offline import verify
+
+    verdict = _run(verify, explanation_id)
+    typer.echo(verdict.summary())
+    if not verdict.identical:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:
