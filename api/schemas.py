@@ -41,8 +41,9 @@ class ExplainRequest(BaseModel):
 
 class Explanation(BaseModel):
     id: str | None = Field(
-        None, description="Id in the explanation store (GET /v1/explanations/{id}); absent "
-        "when EAAS_STORE=off. All ids of a response are also in the X-Explanation-Ids header."
+        None,
+        description="Id in the explanation store (GET /v1/explanations/{id}); absent "
+        "when EAAS_STORE=off. All ids of a response are also in the X-Explanation-Ids header.",
     )
     output_names: list[str]
     prediction: list[float]

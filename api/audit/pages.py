@@ -106,9 +106,11 @@ def explanation_page(id: str, request: Request) -> HTMLResponse:
 
 def _inputs_table(rec: dict[str, Any], o: int) -> str:
     exp = rec["explanation"]
-    head = "<tr><th>feature</th><th>value</th>" + "".join(
-        f"<th>SHAP '{escape(str(n))}'</th>" for n in exp["output_names"]
-    ) + "</tr>"
+    head = (
+        "<tr><th>feature</th><th>value</th>"
+        + "".join(f"<th>SHAP '{escape(str(n))}'</th>" for n in exp["output_names"])
+        + "</tr>"
+    )
     rows = []
     for j, (f, d) in enumerate(zip(exp["features"], exp["data"], strict=True)):
         cells = "".join(f"<td class='num'>{v[j]:+.4g}</td>" for v in exp["values"])

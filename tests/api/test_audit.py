@@ -93,7 +93,8 @@ def test_each_explanation_gets_an_id_and_is_stored_with_its_provenance(api):
     assert {k: rec["explainer"][k] for k in ("name", "version", "method")} == {
         k: body["explainer"][k] for k in ("name", "version", "method")
     }
-    assert rec["parameters"] == body["explainer"]["params"] and rec["seed"] == rec["parameters"]["seed"]
+    assert rec["parameters"] == body["explainer"]["params"]
+    assert rec["seed"] == rec["parameters"]["seed"]
     assert rec["input"] == rows(2)[1] and rec["input_stored"] is True
     # the full explanation, not the top_k view the client asked for
     exp = rec["explanation"]
@@ -287,8 +288,8 @@ def test_cli_verify_and_export(served_ids, db, tmp_path):
     assert set(served_ids["tiny-xgb"]) <= set(df["id"]) and df["id"].is_unique
     assert df["created_at"].is_monotonic_increasing
     row = df[df["id"] == id_].iloc[0]
-    assert list(row["features"]) == list(ROW) and json.loads(row["input"]) == CASES["tiny-xgb"][0][0]
-
+    assert list(row["features"]) == list(ROW)
+    assert json.loads(row["input"]) == CASES["tiny-xgb"][0][0]
     from api.audit.offline import verify
     from explain.errors import NotFound
 
