@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from api.audit.store import ExplanationStore, Pending, new_id
+from api.audit.store import ExplanationStore, Pending
 
 __all__ = ["ExplanationStore", "open_store", "record", "store_url"]
 
@@ -59,9 +59,10 @@ def record(
     now = int(time.time() * 1000)
     explainer = loaded.explainer
     effective = {**explainer["params"], **params}  # what the engine used, seed included
+    ids = store.new_ids(len(out), now)
     items = [
-        Pending(new_id(now), now, request_id, loaded.model, explainer, effective, inst, exp)
-        for inst, exp in zip(instances, out, strict=True)
+        Pending(i, now, request_id, loaded.model, explainer, effective, inst, exp)
+        for i, inst, exp in zip(ids, instances, out, strict=True)
     ]
     store.submit(items)
     return [p.id for p in items]

@@ -180,6 +180,21 @@ class ExplanationStore:
         self._last_log = 0.0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._last_id = (0, 0)  # (ms, random part) of the newest id handed out
+
+    def new_ids(self, n: int, now_ms: int) -> list[str]:
+        """n ids, strictly increasing (within a millisecond too), so pages list a request's
+        explanations in reverse instance order and never interleave two of them."""
+        with self._lock:
+            ms, rnd = self._last_id
+            if now_ms > ms:
+                ms, rnd = now_ms, secrets.randbits(79)  # headroom: increments never overflow
+            ids = []
+            for _ in range(n):
+                rnd += 1
+                ids.append(f"{ms:012x}{rnd:020x}")
+            self._last_id = (ms, rnd)
+        return ids
 
     # --- lifecycle -----------------------------------------------------------------------
 
