@@ -163,6 +163,30 @@ def report(
     typer.echo(str(res.report_path))
 
 
+@app.command()
+def drift(
+    model: str = typer.Option(..., help="NAME, NAME@ALIAS or NAME/VERSION (the current model)"),
+    current: str = typer.Option(..., help="Batch output, or Parquet/CSV data to explain now"),
+    baseline: str = typer.Option(None, help="Batch output, or Parquet/CSV data to explain now"),
+    baseline_model: str = typer.Option(
+        None, help="NAME/VERSION to compare with (same data when --baseline is not given)"
+    ),
+    output: str = typer.Option(None, help="Folder [default: EAAS_HOME/drift/NAME-VERSION-TIME]"),
+    fail_below: float = typer.Option(None, help="Exit 3 when NDCG is below this"),
+    sample: int = typer.Option(500, help="Rows sampled from raw data"),
+    top_k: int = typer.Option(10, help="Features in the NDCG ranking"),
+) -> None:
+    """Attribution drift report (NDCG, per-feature tests) logged to MLflow; prints its path last."""
+    from reports.drift import run_drift
+
+    res = _run(run_drift, model, current, baseline, baseline_model, output, sample, top_k)
+    typer.echo(res.summary())
+    typer.echo(str(res.report_path))
+    if fail_below is not None and res.ndcg < fail_below:
+        typer.echo(f"error: NDCG {res.ndcg:.4f} is below --fail-below {fail_below:g}", err=True)
+        raise typer.Exit(code=3)
+
+
 @explanations_app.command("export")
 def explanations_export(
     model: str = typer.Option(..., help="Source model NAME"),
