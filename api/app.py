@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, ui
+from api import audit, errors, ui
+from api.audit import pages as audit_pages
+from api.audit import routes as audit_routes
 from api.batching import Executor
 from api.errors import PayloadTooLarge, Timeout, Unauthorized, Unavailable
 from api.metrics import Metrics
@@ -41,12 +43,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.executor = Executor(settings, metrics)
+        app.state.audit = audit.open_store(settings, metrics.registry)
         # load off the loop: /healthz answers while /readyz says "loading"
         threading.Thread(target=store.load_all, name="eaas-load", daemon=True).start()
         refresher = asyncio.create_task(_refresh(store, settings.refresh_s))
         yield
         refresher.cancel()
         app.state.executor.close()
+        if app.state.audit is not None:
+            app.state.audit.close()
 
     app = FastAPI(
         title="eaas",
@@ -58,8 +63,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(Observe)
     app.include_router(_ops_router())
+    app.state.audit = None
+    app.include_router(audit_routes.router, responses=ERRORS)  # before /v1/models/{name:path}
     app.include_router(_v1_router(), dependencies=[Depends(require_key)], responses=ERRORS)
     app.include_router(ui.router)  # checks API keys itself, like /v1
+    app.include_router(audit_pages.router)  # stored explanations' pages, same key check
     return app
 
 
@@ -202,19 +210,26 @@ def _v1_router() -> APIRouter:
             )
         except TimeoutError:
             raise Timeout(f"explanation took longer than {settings.timeout_s:g} s") from None
-        if format == "png" or "image/png" in request.headers.get("accept", ""):
-            if len(out) != 1:
-                raise BadRequest("instances: a PNG explains exactly one instance")
-            return Response(explanation_png(out[0], loaded), media_type="image/png")
+        png = format == "png" or "image/png" in request.headers.get("accept", "")
+        if png and len(out) != 1:
+            raise BadRequest("instances: a PNG explains exactly one instance")
+        rid = request.state.request_id
+        ids = audit.record(request.app.state.audit, rid, loaded, req.instances, params, out)
+        head = {"X-Explanation-Ids": ",".join(ids)} if ids else None
+        if png:
+            return Response(explanation_png(out[0], loaded), media_type="image/png", headers=head)
         k = req.parameters.top_k
         exps = [truncate(e, k) for e in out] if k else out
+        if ids:
+            exps = [{"id": i, **e} for i, e in zip(ids, exps, strict=True)]
         return JSONResponse(
             {
                 "model": loaded.model,
                 "explainer": loaded.explainer,
                 "predictions": [e["prediction"] for e in out],
                 "explanations": exps,
-            }
+            },
+            headers=head,
         )
 
     return r

@@ -56,6 +56,14 @@ _PY_TYPES: dict[str, Any] = {
 # made from the core's one field table (explain/schema.py), plus what top_k adds
 Explanation = create_model(
     "Explanation",
+    id=(
+        str | None,
+        Field(
+            None,
+            description="Id in the explanation store (GET /v1/explanations/{id}); absent "
+            "when EAAS_STORE=off. All ids of a response are also in the X-Explanation-Ids header.",
+        ),
+    ),
     **{f.name: (_PY_TYPES[f.type], Field(description=f.description)) for f in FIELDS},
     dropped=(int | None, Field(None, description="With top_k: how many features were dropped.")),
     rest=(

@@ -47,6 +47,24 @@ class ServeSettings(CoreSettings):
     refresh_s: float = Field(
         default=30.0, description="How often aliases are re-read from the registry."
     )
+    # explanation store (audit trail): docs/audit.md
+    store: bool = Field(
+        default=True, description="Keep every returned explanation (on/off); docs/audit.md."
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the explanation store "
+        "[default: sqlite:///EAAS_HOME/explanations.db]; e.g. postgresql+psycopg://...",
+    )
+    store_inputs: bool = Field(
+        default=True, description="Store the inputs; false: only their SHA-256 (personal data)."
+    )
+    store_retention_days: int = Field(
+        default=90, ge=0, description="Stored explanations older than this are deleted (0: keep)."
+    )
+    store_queue: int = Field(
+        default=10000, ge=1, description="Explanations queued for the store writer (dropped above)."
+    )
 
     @field_validator("models", "api_keys", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from api.audit.pages import latest_block
 from api.errors import Unavailable
 from api.store import ModelStore
 from explain.errors import NotFound
@@ -33,6 +34,9 @@ _REPORT_FILES = {
     "global_importance.json",
     "global_importance.csv",
     "provenance.json",
+    "drift.html",
+    "drift.json",
+    "drift.csv",
 }
 _TYPES = {"png": "image/png", "html": "text/html; charset=utf-8", "json": "application/json",
           "csv": "text/csv; charset=utf-8"}  # fmt: skip
@@ -81,6 +85,8 @@ def _run_for(client: MlflowClient, name: str, version: str, kind: str) -> str:
         return resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client).run_id
     if kind == "report" and "eaas.report_run_id" in mv.tags:
         return mv.tags["eaas.report_run_id"]
+    if kind == "drift" and "eaas.drift_run_id" in mv.tags:
+        return mv.tags["eaas.drift_run_id"]
     raise NotFound(f"model '{name}' version {version} has no {kind}")
 
 
@@ -89,7 +95,7 @@ def _artifact_path(kind: str, path: str) -> str:
         raise NotFound(f"no artifact '{path}'")
     if kind == "charts" and path.endswith(".png"):
         return f"charts/{path}"
-    if kind == "report" and (path in _REPORT_FILES or path.endswith(".png")):
+    if kind in ("report", "drift") and (path in _REPORT_FILES or path.endswith(".png")):
         return path
     raise NotFound(f"no {kind} artifact '{path}'")
 
@@ -98,7 +104,7 @@ def _artifact_path(kind: str, path: str) -> str:
 def artifact(name: str, version: str, kind: str, path: str, request: Request) -> Response:
     """One logged chart or report file, streamed from the MLflow artifact store."""
     _served(request, name)
-    if kind not in ("charts", "report"):
+    if kind not in ("charts", "report", "drift"):
         raise NotFound(f"no artifact kind '{kind}'")
     rel = _artifact_path(kind, path)
     client = MlflowClient()
@@ -122,7 +128,8 @@ def page(request: Request) -> HTMLResponse:
     if not store.ready:
         raise Unavailable(f"not ready: {store.error}", retry_after=2)
     client = MlflowClient()
-    sections = [_model_section(client, name) for name in store.names()]
+    audit = getattr(request.app.state, "audit", None)  # the explanation store, when on
+    sections = [_model_section(client, name, audit) for name in store.names()]
     html = _PAGE.format(css=_CSS, body="".join(sections) or "<p>No models are served.</p>")
     return HTMLResponse(html, headers={"Content-Security-Policy": _CSP["page"]})
 
@@ -131,7 +138,7 @@ def _url(name: str, version: str, kind: str, path: str) -> str:
     return "/ui/artifacts/" + "/".join(quote(p, safe="") for p in (name, version, kind, path))
 
 
-def _model_section(client: MlflowClient, name: str) -> str:
+def _model_section(client: MlflowClient, name: str, audit=None) -> str:
     aliases: dict[str, list[str]] = {}
     for alias, v in client.get_registered_model(name).aliases.items():
         aliases.setdefault(str(v), []).append(alias)
@@ -139,6 +146,7 @@ def _model_section(client: MlflowClient, name: str) -> str:
     parts = [f'<section id="{escape(name)}"><h2>{escape(name)}</h2>']
     for mv in versions[:MAX_VERSIONS]:
         parts.append(_version_block(client, mv, sorted(aliases.get(str(mv.version), []))))
+        parts.append(_drift_line(mv) + latest_block(audit, name, str(mv.version)))
     if len(versions) > MAX_VERSIONS:
         parts.append(f"<p>{len(versions) - MAX_VERSIONS} older versions not shown.</p>")
     return "".join(parts) + "</section>"
@@ -177,6 +185,19 @@ def _version_block(client: MlflowClient, mv, aliases: list[str]) -> str:
         if _FILE.match(c) and c.endswith(".png")
     )
     return head + report + f'<div class="charts">{imgs or "<p>No charts logged.</p>"}</div></div>'
+
+
+def _drift_line(mv) -> str:
+    """Link to the version's latest attribution drift report (eaas drift), with its NDCG."""
+    if "eaas.drift_run_id" not in mv.tags:
+        return ""
+    link = _url(mv.name, str(mv.version), "drift", "drift.html")
+    ndcg = mv.tags.get("eaas.drift_ndcg", "?")
+    return (
+        f'<p>Latest drift report: <a href="{escape(link)}">drift.html</a> '
+        f'<span class="meta">(NDCG {escape(ndcg)}, run {escape(mv.tags["eaas.drift_run_id"])})'
+        "</span></p>"
+    )
 
 
 _CSS = """

@@ -11,6 +11,10 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Explainability as a service.")
 explainer_app = typer.Typer(no_args_is_help=True, help="Build explainers for registered models.")
 app.add_typer(explainer_app, name="explainer")
+explanations_app = typer.Typer(
+    no_args_is_help=True, help="The service's stored explanations (audit trail)."
+)
+app.add_typer(explanations_app, name="explanations")
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -165,6 +169,56 @@ def report(
     res = _run(build_report, model, explanations, data, sample, output, compare)
     typer.echo(f"run_id={res.run_id} report_uri={res.report_uri}")
     typer.echo(str(res.report_path))
+
+
+@app.command()
+def drift(
+    model: str = typer.Option(..., help="NAME, NAME@ALIAS or NAME/VERSION (the current model)"),
+    current: str = typer.Option(..., help="Batch output, or Parquet/CSV data to explain now"),
+    baseline: str = typer.Option(None, help="Batch output, or Parquet/CSV data to explain now"),
+    baseline_model: str = typer.Option(
+        None, help="NAME/VERSION to compare with (same data when --baseline is not given)"
+    ),
+    output: str = typer.Option(None, help="Folder [default: EAAS_HOME/drift/NAME-VERSION-TIME]"),
+    fail_below: float = typer.Option(None, help="Exit 3 when NDCG is below this"),
+    sample: int = typer.Option(500, help="Rows sampled from raw data"),
+    top_k: int = typer.Option(10, help="Features in the NDCG ranking"),
+) -> None:
+    """Attribution drift report (NDCG, per-feature tests) logged to MLflow; prints its path last."""
+    from reports.drift import run_drift
+
+    res = _run(run_drift, model, current, baseline, baseline_model, output, sample, top_k)
+    typer.echo(res.summary())
+    typer.echo(str(res.report_path))
+    if fail_below is not None and res.ndcg < fail_below:
+        typer.echo(f"error: NDCG {res.ndcg:.4f} is below --fail-below {fail_below:g}", err=True)
+        raise typer.Exit(code=3)
+
+
+@explanations_app.command("export")
+def explanations_export(
+    model: str = typer.Option(..., help="Source model NAME"),
+    output: str = typer.Option(..., help="FILE.parquet"),
+    version: str = typer.Option(None, help="Only this model version"),
+    since: str = typer.Option(None, help="ISO 8601 date or time, inclusive"),
+    until: str = typer.Option(None, help="ISO 8601 date or time, exclusive"),
+) -> None:
+    """Write a model's stored explanations to Parquet for offline review."""
+    from api.audit.offline import export
+
+    n = _run(export, model, output, version, since, until)
+    typer.echo(f"{n} explanations -> {output}")
+
+
+@explanations_app.command("verify")
+def explanations_verify(explanation_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Recompute a stored explanation with its explainer version; exit 1 unless identical."""
+    from api.audit.offline import verify
+
+    verdict = _run(verify, explanation_id)
+    typer.echo(verdict.summary())
+    if not verdict.identical:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

@@ -1,0 +1,161 @@
+"""Offline use of the explanation store: replay one explanation (`verify`) and `export` to Parquet.
+
+Both read the store the service writes (same settings: EAAS_STORE_URL or EAAS_HOME). `verify`
+loads the exact explainer version from the registry and recomputes with the stored input and
+parameters (seed included); identical means equal to the last bit, field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from api.audit import store_url
+from api.audit.routes import parse_time
+from api.audit.store import ExplanationStore, explanations, input_digest, to_record
+from api.settings import ServeSettings
+from explain.engine import Engine
+from explain.errors import BadRequest, NotFound
+from explain.registry import configure
+from explain.schema import COLUMNS
+
+
+@dataclass
+class Verdict:
+    id: str
+    explainer_uri: str
+    identical: bool
+    differences: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.identical:
+            return f"identical: {self.id} recomputed with {self.explainer_uri}"
+        return f"DIFFERENT: {self.id} recomputed with {self.explainer_uri}: " + "; ".join(
+            self.differences
+        )
+
+
+def open_offline(url: str | None = None) -> ExplanationStore:
+    return ExplanationStore(url or store_url(ServeSettings()))
+
+
+def load_engine(uri: str) -> Engine:
+    configure()
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().engine
+
+
+def recompute(engine: Engine, instance: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The engine call the service makes for one instance, JSON-normalized like a response."""
+    cfg = engine.config
+    if cfg.kind == "text":
+        df = pd.DataFrame({"text": [instance]})
+    else:
+        row = [instance.get(f) for f in cfg.features]
+        df = pd.DataFrame(np.array([row], dtype=float), columns=cfg.features)
+    out = engine.explain_records(df, params)[0]
+    if cfg.kind == "tabular":  # as the service returns it: a missing value is null
+        out["data"] = [None if v != v else v for v in out["data"]]
+    return json.loads(json.dumps(out))
+
+
+def compare(stored: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    diffs = []
+    for k in COLUMNS:
+        if json.dumps(stored.get(k)) != json.dumps(got.get(k)):
+            detail = ""
+            if k in ("values", "prediction", "base_values"):
+                try:
+                    a, b = np.asarray(stored[k], float), np.asarray(got[k], float)
+                    detail = f" (max |diff| {np.max(np.abs(a - b)):.3g})"
+                except (ValueError, TypeError):
+                    detail = " (shapes differ)"
+            diffs.append(f"{k} differs{detail}")
+    return diffs
+
+
+def verify(id_: str, url: str | None = None) -> Verdict:
+    """Recompute a stored explanation through its registered explainer version and compare."""
+    store = open_offline(url)
+    try:
+        rec = store.get(id_)
+    finally:
+        store.engine.dispose()
+    if rec is None:
+        raise NotFound(f"no stored explanation with id '{id_}'")
+    if rec["input"] is None:
+        raise BadRequest(
+            "input: only its SHA-256 was stored (EAAS_STORE_INPUTS=false); cannot replay",
+            field="input",
+        )
+    if input_digest(rec["input"]) != rec["input_sha256"]:
+        raise BadRequest("input: does not match its stored SHA-256", field="input")
+    e = rec["explainer"]
+    uri = f"models:/{e['name']}/{e['version']}"
+    got = recompute(load_engine(uri), rec["input"], rec["parameters"])
+    diffs = compare(rec["explanation"], got)
+    return Verdict(id_, uri, not diffs, diffs)
+
+
+def export(
+    model: str,
+    output: str | Path,
+    version: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    url: str | None = None,
+) -> int:
+    """A model's stored explanations into one Parquet file (typed Explanation columns)."""
+    out = Path(output).expanduser()
+    if out.suffix != ".parquet":
+        raise BadRequest("output: must be a .parquet file", field="output")
+    t = explanations
+    q = sa.select(t).where(t.c.model_name == model)
+    if version is not None:
+        q = q.where(t.c.model_version == str(version))
+    s_ms, u_ms = parse_time(since, "since"), parse_time(until, "until")
+    if s_ms is not None:
+        q = q.where(t.c.created_ms >= s_ms)
+    if u_ms is not None:
+        q = q.where(t.c.created_ms < u_ms)
+    store = open_offline(url)
+    try:
+        with store.engine.connect() as conn:
+            records = [to_record(r) for r in conn.execute(q.order_by(t.c.created_ms, t.c.id))]
+    finally:
+        store.engine.dispose()
+    rows = [_flat(r) for r in records]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cols = [*_META, *COLUMNS]
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")
+    frame.to_parquet(out, index=False)
+    return len(frame)
+
+
+_META = ["id", "created_at", "request_id", "model_name", "model_version", "explainer_name",
+         "explainer_version", "method", "parameters", "seed", "input", "input_sha256"]  # fmt: skip
+
+
+def _flat(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "created_at": r["created_at"],
+        "request_id": r["request_id"],
+        "model_name": r["model"]["name"],
+        "model_version": r["model"]["version"],
+        "explainer_name": r["explainer"]["name"],
+        "explainer_version": r["explainer"]["version"],
+        "method": r["explainer"]["method"],
+        "parameters": json.dumps(r["parameters"], sort_keys=True),
+        "seed": r["seed"],
+        "input": None if r["input"] is None else json.dumps(r["input"]),
+        "input_sha256": r["input_sha256"],
+        **{k: r["explanation"].get(k) for k in COLUMNS},
+    }
