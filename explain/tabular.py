@@ -16,6 +16,7 @@ import shap
 from explain.errors import BadRequest, MissingBackground, UnsupportedModel
 from explain.schema import Explanations
 from explain.source import MARGIN_TREES, SourceModel
+from explain.treeshap import FastTreeShap, NotSupported
 
 BLACK_BOX = ("permutation", "partition", "kernel")
 
@@ -92,7 +93,13 @@ class TreeMethod(TabularMethod):
                 f"method 'tree' needs a tree ensemble (xgboost, lightgbm, sklearn trees); "
                 f"the model is a {source.flavor} {source.type_name}"
             )
-        self.explainer = shap.TreeExplainer(source.model)
+        try:
+            self.fast: FastTreeShap | None = FastTreeShap(
+                source.model, source.flavor, len(source.feature_names)
+            )
+        except NotSupported:  # e.g. categorical splits: shap's own path is still exact
+            self.fast = None
+            self.explainer = shap.TreeExplainer(source.model)
 
     @property
     def output_space(self) -> str:
@@ -120,8 +127,13 @@ class TreeMethod(TabularMethod):
         # xgboost takes arrays in column order; skipping its per-column pandas path halves
         # the cost of a one-row request
         data = x.to_numpy() if self.source.flavor == "xgboost" else x
-        sv = self.explainer(data, check_additivity=False)
-        values, base = _as_outputs(sv.values, sv.base_values, len(x))
+        if self.fast is not None:
+            phi, bias = self.fast.shap_values(x.to_numpy(dtype=float))
+            values = np.transpose(phi, (0, 2, 1))
+            base = np.broadcast_to(bias, (len(x), len(bias))).copy()
+        else:
+            sv = self.explainer(data, check_additivity=False)
+            values, base = _as_outputs(sv.values, sv.base_values, len(x))
         pred = self._margin(data)
         return _binary_margin(values, base, pred, len(self.source.output_names))
 
