@@ -14,6 +14,7 @@ import pandas as pd
 import shap
 
 from explain.errors import BadRequest, MissingBackground, UnsupportedModel
+from explain.sampled import kernel_shap, permutation_shap, row_rng
 from explain.schema import Explanations
 from explain.source import MARGIN_TREES, SourceModel
 from explain.treeshap import FastTreeShap, NotSupported
@@ -173,8 +174,9 @@ class LinearMethod(TabularMethod):
 class SampledMethod(TabularMethod):
     """Model-agnostic methods over the black-box output, with a stored background sample.
 
-    Rows are explained one at a time with the seed reset for each, so a row's numbers do not
-    depend on which other rows share its batch (REST and Spark batch differently).
+    permutation and kernel run on arrays (`explain.sampled`) with a generator per row seeded
+    from the request's seed: a row's numbers depend neither on its batch nor on other threads.
+    partition is shap's deterministic PartitionExplainer, fed arrays.
     """
 
     def __init__(self, source: SourceModel, background: pd.DataFrame | None, name: str) -> None:
@@ -185,17 +187,18 @@ class SampledMethod(TabularMethod):
                 "or log the model with an input example"
             )
         self.name = name
-        self.fn = lambda arr: source.predict_output(pd.DataFrame(arr, columns=source.feature_names))
-        bg = background.to_numpy(dtype=float)
-        self.explainer: Any
-        if name == "permutation":
-            masker = shap.maskers.Independent(bg, max_samples=len(bg))
-            self.explainer = shap.PermutationExplainer(self.fn, masker)
-        elif name == "partition":
-            masker = shap.maskers.Partition(bg, max_samples=len(bg), clustering="correlation")
+        self.bg = background.to_numpy(dtype=float)
+        self.explainer: Any = None
+        if name == "partition":
+            masker = shap.maskers.Partition(self.bg, max_samples=len(self.bg),
+                                            clustering="correlation")
             self.explainer = shap.PartitionExplainer(self.fn, masker)
-        else:
-            self.explainer = shap.KernelExplainer(self.fn, bg)
+        self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
+
+    def fn(self, arr: np.ndarray) -> np.ndarray:
+        """The model on an array of rows: one DataFrame per (large) batch, not per coalition."""
+        frame = pd.DataFrame(arr, columns=self.source.feature_names, copy=False)
+        return self.source.predict_output(frame)
 
     def _compute(self, x: pd.DataFrame, max_evals: int, seed: int):
         nf = x.shape[1]
@@ -204,27 +207,24 @@ class SampledMethod(TabularMethod):
                 f"max_evals: permutation needs at least {2 * nf + 1} for {nf} features",
                 field="max_evals",
             )
+        if self.name != "partition":
+            row_rng(seed)  # validates the seed before any work
         arr = x.to_numpy(dtype=float)
-        vals, bases = [], []
-        for row in arr:
-            np.random.seed(seed)
-            v, b = self._one(row[None, :], max_evals)
-            vals.append(v)
-            bases.append(b)
-        values = np.concatenate(vals)
-        base = np.concatenate(bases)
-        return values, base, self.fn(arr)
-
-    def _one(self, row: np.ndarray, max_evals: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.name == "kernel":
-            sv = self.explainer.shap_values(row, nsamples=max_evals, silent=True, l1_reg=False)
-            values = np.asarray(sv, dtype=float)
-            if values.ndim == 2:  # single output: (1, f)
-                values = values[:, :, None]
-            base = np.asarray(self.explainer.expected_value, dtype=float).reshape(1, -1)
-            return _as_outputs(values, base, 1)
-        sv = self.explainer(row, max_evals=max_evals, silent=True)
-        return _as_outputs(sv.values, sv.base_values, 1)
+        pred = self.fn(arr)
+        n, k = pred.shape
+        values = np.empty((n, k, nf))
+        base = np.broadcast_to(self.base, (n, k)).copy()
+        for i, row in enumerate(arr):
+            if self.name == "partition":
+                sv = self.explainer(row[None, :], max_evals=max_evals, silent=True)
+                values[i : i + 1], base[i : i + 1] = _as_outputs(sv.values, sv.base_values, 1)
+                continue
+            method = permutation_shap if self.name == "permutation" else kernel_shap
+            # f(x) from the row alone: a batched call may round differently (BLAS blocking),
+            # and a row's numbers must not depend on its batch
+            fx = self.fn(row[None, :])[0]
+            values[i] = method(self.fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))
+        return values, base, pred
 
 
 def make_tabular(method: str, source: SourceModel, background: pd.DataFrame | None):
