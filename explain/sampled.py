@@ -15,6 +15,7 @@ coalitions at once), never once per coalition.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from math import comb
 
@@ -178,3 +179,73 @@ def kernel_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: np.
     head, *_ = np.linalg.lstsq(a * sw, b * sw, rcond=None)
     phi = np.vstack([head, total[None, :] - head.sum(axis=0, keepdims=True)])
     return phi.T
+
+
+def cluster_masks(clustering: np.ndarray, nf: int) -> np.ndarray:
+    """(2 nf - 1, nf) bool: the features under each node of a shap clustering (scipy linkage)."""
+    masks = np.zeros((nf + len(clustering), nf), dtype=bool)
+    masks[np.arange(nf), np.arange(nf)] = True
+    for i, (left, right) in enumerate(clustering[:, :2].astype(int)):
+        masks[nf + i] = masks[left] | masks[right]
+    return masks
+
+
+def partition_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: np.ndarray,
+                   max_evals: int, clustering: np.ndarray, masks_of: np.ndarray,
+                   batch: int) -> np.ndarray:
+    """(outputs, features) Owen values over the clustering: shap's PartitionExplainer recursion
+    (the same priority order, budget and credit split), with ties broken by insertion order
+    instead of numpy's global generator, and `batch` masks per model call."""
+    nf = len(x)
+    dvalues = np.zeros((len(masks_of), len(base)))
+    heap = [(0.0, 0, (np.zeros(nf, dtype=bool), base, fx, len(masks_of) - 1, 1.0))]
+    seq, evals, budget = 1, 0, max_evals - 2
+    while heap:
+        if evals >= budget:  # out of budget: what is left stays on the internal nodes
+            for _, _, (_, f00, f11, ind, w) in heap:
+                dvalues[ind] += (f11 - f00) * w
+            break
+        todo, bm = [], []
+        while heap and len(bm) < batch and evals + len(bm) < budget:
+            m00, f00, f11, ind, w = heapq.heappop(heap)[2]
+            if ind < nf or clustering[ind - nf, 2] < 0:
+                dvalues[ind] += (f11 - f00) * w
+                continue
+            left, right = int(clustering[ind - nf, 0]), int(clustering[ind - nf, 1])
+            m10, m01 = m00 | masks_of[left], m00 | masks_of[right]
+            todo.append((m00, m10, m01, f00, f11, left, right, w / 2))
+            bm += [m10, m01]
+        if not todo:
+            continue
+        fout = masked_values(fn, x, np.array(bm), bg)
+        evals += len(bm)
+        f00s = np.array([t[3] for t in todo])
+        f11s = np.array([t[4] for t in todo])
+        f10s, f01s = fout[0::2], fout[1::2]
+        # the four children's priorities, for the whole batch at once
+        gaps = np.stack([f10s - f00s, f01s - f00s, f11s - f01s, f11s - f10s], axis=1)
+        pri = (-np.abs(gaps).max(axis=2) * np.array([t[7] for t in todo])[:, None]).tolist()
+        for i, (m00, m10, m01, f00, f11, left, right, w) in enumerate(todo):
+            f10, f01 = f10s[i], f01s[i]
+            kids = ((m00, f00, f10, left, w), (m00, f00, f01, right, w),
+                    (m01, f01, f11, left, w), (m10, f10, f11, right, w))
+            for j, args in enumerate(kids):
+                heapq.heappush(heap, (pri[i][j], seq, args))
+                seq += 1
+    return _lower_credit(dvalues, clustering, nf)[:nf].T
+
+
+def _lower_credit(dvalues: np.ndarray, clustering: np.ndarray, nf: int) -> np.ndarray:
+    """Pass each internal node's credit down to its children in proportion to their sizes."""
+    values = dvalues.copy()
+    size = np.concatenate([np.ones(nf), clustering[:, 3]])
+    stack = [len(values) - 1]
+    while stack:
+        i = stack.pop()
+        if i < nf:
+            continue
+        left, right = int(clustering[i - nf, 0]), int(clustering[i - nf, 1])
+        values[left] += values[i] * size[left] / size[i]
+        values[right] += values[i] * size[right] / size[i]
+        stack += [left, right]
+    return values

@@ -6,6 +6,7 @@ attributions, so additivity is measured against the real model, not against shap
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -14,12 +15,21 @@ import pandas as pd
 import shap
 
 from explain.errors import BadRequest, MissingBackground, UnsupportedModel
-from explain.sampled import kernel_shap, permutation_shap, row_rng
+from explain.sampled import (
+    cluster_masks,
+    kernel_shap,
+    partition_shap,
+    permutation_shap,
+    row_rng,
+)
 from explain.schema import Explanations
 from explain.source import MARGIN_TREES, SourceModel
 from explain.treeshap import FastTreeShap, NotSupported
 
 BLACK_BOX = ("permutation", "partition", "kernel")
+# masks per model call in the partition recursion (shap evaluates 10 at a time: the same
+# recursion, but many more small model calls)
+PARTITION_BATCH = 40
 
 
 def _as_outputs(values: np.ndarray, base: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,15 +198,20 @@ class SampledMethod(TabularMethod):
             )
         self.name = name
         self.bg = background.to_numpy(dtype=float)
-        self.explainer: Any = None
-        if name == "partition":
+        self._array_model = array_model(source, self.bg)
+        if name == "partition":  # shap's feature clustering; the recursion is ours, on arrays
             masker = shap.maskers.Partition(self.bg, max_samples=len(self.bg),
                                             clustering="correlation")
-            self.explainer = shap.PartitionExplainer(self.fn, masker)
+            self.clustering = np.asarray(masker.clustering, dtype=float)
+            self.cluster_masks = cluster_masks(self.clustering, self.bg.shape[1])
         self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
 
     def fn(self, arr: np.ndarray) -> np.ndarray:
-        """The model on an array of rows: one DataFrame per (large) batch, not per coalition."""
+        """The model on an array of rows: one call per (large) batch, not per coalition."""
+        if self._array_model is not None:
+            m = self._array_model
+            out = m.predict_proba(arr) if self.source.is_classifier else m.predict(arr)
+            return np.asarray(out, dtype=float).reshape(len(arr), -1)
         frame = pd.DataFrame(arr, columns=self.source.feature_names, copy=False)
         return self.source.predict_output(frame)
 
@@ -207,24 +222,46 @@ class SampledMethod(TabularMethod):
                 f"max_evals: permutation needs at least {2 * nf + 1} for {nf} features",
                 field="max_evals",
             )
-        if self.name != "partition":
-            row_rng(seed)  # validates the seed before any work
+        row_rng(seed)  # validates the seed before any work (partition draws nothing)
         arr = x.to_numpy(dtype=float)
         pred = self.fn(arr)
         n, k = pred.shape
         values = np.empty((n, k, nf))
-        base = np.broadcast_to(self.base, (n, k)).copy()
         for i, row in enumerate(arr):
-            if self.name == "partition":
-                sv = self.explainer(row[None, :], max_evals=max_evals, silent=True)
-                values[i : i + 1], base[i : i + 1] = _as_outputs(sv.values, sv.base_values, 1)
-                continue
-            method = permutation_shap if self.name == "permutation" else kernel_shap
             # f(x) from the row alone: a batched call may round differently (BLAS blocking),
             # and a row's numbers must not depend on its batch
             fx = self.fn(row[None, :])[0]
-            values[i] = method(self.fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))
-        return values, base, pred
+            if self.name == "partition":
+                values[i] = partition_shap(self.fn, row, self.bg, self.base, fx, max_evals,
+                                           self.clustering, self.cluster_masks,
+                                           PARTITION_BATCH)
+            else:
+                method = permutation_shap if self.name == "permutation" else kernel_shap
+                values[i] = method(self.fn, row, self.bg, self.base, fx, max_evals,
+                                   row_rng(seed))
+        return values, np.broadcast_to(self.base, (n, k)).copy(), pred
+
+
+def array_model(source: SourceModel, bg: np.ndarray) -> Any:
+    """A private copy of a sklearn model that takes arrays in feature order, or None.
+
+    sklearn validates a DataFrame column by column on every call (~1 ms here, as much as
+    scoring 2,000 rows of the demo MLP) and warns on arrays when it was fitted on names; a copy
+    without the fitted names takes arrays silently. Used only where it gives exactly the
+    model's own outputs on the background (a pipeline that selects columns by name does not).
+    """
+    if source.flavor != "sklearn":
+        return None
+    model = copy.deepcopy(source.model)
+    for step in [model, *(s for _, s in getattr(model, "steps", []))]:
+        vars(step).pop("feature_names_in_", None)  # Pipeline's is a property of its first step
+    try:
+        out = model.predict_proba(bg) if source.is_classifier else model.predict(bg)
+        ref = source.predict_output(pd.DataFrame(bg, columns=source.feature_names))
+    except Exception:  # e.g. a ColumnTransformer selecting columns by name
+        return None
+    out = np.asarray(out, dtype=float).reshape(ref.shape)
+    return model if np.array_equal(out, ref) else None
 
 
 def make_tabular(method: str, source: SourceModel, background: pd.DataFrame | None):
