@@ -6,6 +6,7 @@ attributions, so additivity is measured against the real model, not against shap
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -14,10 +15,21 @@ import pandas as pd
 import shap
 
 from explain.errors import BadRequest, MissingBackground, UnsupportedModel
+from explain.sampled import (
+    cluster_masks,
+    kernel_shap,
+    partition_shap,
+    permutation_shap,
+    row_rng,
+)
 from explain.schema import Explanations
 from explain.source import MARGIN_TREES, SourceModel
+from explain.treeshap import FastTreeShap, NotSupported
 
 BLACK_BOX = ("permutation", "partition", "kernel")
+# masks per model call in the partition recursion (shap evaluates 10 at a time: the same
+# recursion, but many more small model calls)
+PARTITION_BATCH = 40
 
 
 def _as_outputs(values: np.ndarray, base: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +104,13 @@ class TreeMethod(TabularMethod):
                 f"method 'tree' needs a tree ensemble (xgboost, lightgbm, sklearn trees); "
                 f"the model is a {source.flavor} {source.type_name}"
             )
-        self.explainer = shap.TreeExplainer(source.model)
+        try:
+            self.fast: FastTreeShap | None = FastTreeShap(
+                source.model, source.flavor, len(source.feature_names)
+            )
+        except NotSupported:  # e.g. categorical splits: shap's own path is still exact
+            self.fast = None
+            self.explainer = shap.TreeExplainer(source.model)
 
     @property
     def output_space(self) -> str:
@@ -120,8 +138,13 @@ class TreeMethod(TabularMethod):
         # xgboost takes arrays in column order; skipping its per-column pandas path halves
         # the cost of a one-row request
         data = x.to_numpy() if self.source.flavor == "xgboost" else x
-        sv = self.explainer(data, check_additivity=False)
-        values, base = _as_outputs(sv.values, sv.base_values, len(x))
+        if self.fast is not None:
+            phi, bias = self.fast.shap_values(x.to_numpy(dtype=float))
+            values = np.transpose(phi, (0, 2, 1))
+            base = np.broadcast_to(bias, (len(x), len(bias))).copy()
+        else:
+            sv = self.explainer(data, check_additivity=False)
+            values, base = _as_outputs(sv.values, sv.base_values, len(x))
         pred = self._margin(data)
         return _binary_margin(values, base, pred, len(self.source.output_names))
 
@@ -161,8 +184,9 @@ class LinearMethod(TabularMethod):
 class SampledMethod(TabularMethod):
     """Model-agnostic methods over the black-box output, with a stored background sample.
 
-    Rows are explained one at a time with the seed reset for each, so a row's numbers do not
-    depend on which other rows share its batch (REST and Spark batch differently).
+    permutation and kernel run on arrays (`explain.sampled`) with a generator per row seeded
+    from the request's seed: a row's numbers depend neither on its batch nor on other threads.
+    partition is shap's deterministic PartitionExplainer, fed arrays.
     """
 
     def __init__(self, source: SourceModel, background: pd.DataFrame | None, name: str) -> None:
@@ -173,17 +197,23 @@ class SampledMethod(TabularMethod):
                 "or log the model with an input example"
             )
         self.name = name
-        self.fn = lambda arr: source.predict_output(pd.DataFrame(arr, columns=source.feature_names))
-        bg = background.to_numpy(dtype=float)
-        self.explainer: Any
-        if name == "permutation":
-            masker = shap.maskers.Independent(bg, max_samples=len(bg))
-            self.explainer = shap.PermutationExplainer(self.fn, masker)
-        elif name == "partition":
-            masker = shap.maskers.Partition(bg, max_samples=len(bg), clustering="correlation")
-            self.explainer = shap.PartitionExplainer(self.fn, masker)
-        else:
-            self.explainer = shap.KernelExplainer(self.fn, bg)
+        self.bg = background.to_numpy(dtype=float)
+        self._array_model = array_model(source, self.bg)
+        if name == "partition":  # shap's feature clustering; the recursion is ours, on arrays
+            masker = shap.maskers.Partition(self.bg, max_samples=len(self.bg),
+                                            clustering="correlation")
+            self.clustering = np.asarray(masker.clustering, dtype=float)
+            self.cluster_masks = cluster_masks(self.clustering, self.bg.shape[1])
+        self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
+
+    def fn(self, arr: np.ndarray) -> np.ndarray:
+        """The model on an array of rows: one call per (large) batch, not per coalition."""
+        if self._array_model is not None:
+            m = self._array_model
+            out = m.predict_proba(arr) if self.source.is_classifier else m.predict(arr)
+            return np.asarray(out, dtype=float).reshape(len(arr), -1)
+        frame = pd.DataFrame(arr, columns=self.source.feature_names, copy=False)
+        return self.source.predict_output(frame)
 
     def _compute(self, x: pd.DataFrame, max_evals: int, seed: int):
         nf = x.shape[1]
@@ -192,27 +222,46 @@ class SampledMethod(TabularMethod):
                 f"max_evals: permutation needs at least {2 * nf + 1} for {nf} features",
                 field="max_evals",
             )
+        row_rng(seed)  # validates the seed before any work (partition draws nothing)
         arr = x.to_numpy(dtype=float)
-        vals, bases = [], []
-        for row in arr:
-            np.random.seed(seed)
-            v, b = self._one(row[None, :], max_evals)
-            vals.append(v)
-            bases.append(b)
-        values = np.concatenate(vals)
-        base = np.concatenate(bases)
-        return values, base, self.fn(arr)
+        pred = self.fn(arr)
+        n, k = pred.shape
+        values = np.empty((n, k, nf))
+        for i, row in enumerate(arr):
+            # f(x) from the row alone: a batched call may round differently (BLAS blocking),
+            # and a row's numbers must not depend on its batch
+            fx = self.fn(row[None, :])[0]
+            if self.name == "partition":
+                values[i] = partition_shap(self.fn, row, self.bg, self.base, fx, max_evals,
+                                           self.clustering, self.cluster_masks,
+                                           PARTITION_BATCH)
+            else:
+                method = permutation_shap if self.name == "permutation" else kernel_shap
+                values[i] = method(self.fn, row, self.bg, self.base, fx, max_evals,
+                                   row_rng(seed))
+        return values, np.broadcast_to(self.base, (n, k)).copy(), pred
 
-    def _one(self, row: np.ndarray, max_evals: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.name == "kernel":
-            sv = self.explainer.shap_values(row, nsamples=max_evals, silent=True, l1_reg=False)
-            values = np.asarray(sv, dtype=float)
-            if values.ndim == 2:  # single output: (1, f)
-                values = values[:, :, None]
-            base = np.asarray(self.explainer.expected_value, dtype=float).reshape(1, -1)
-            return _as_outputs(values, base, 1)
-        sv = self.explainer(row, max_evals=max_evals, silent=True)
-        return _as_outputs(sv.values, sv.base_values, 1)
+
+def array_model(source: SourceModel, bg: np.ndarray) -> Any:
+    """A private copy of a sklearn model that takes arrays in feature order, or None.
+
+    sklearn validates a DataFrame column by column on every call (~1 ms here, as much as
+    scoring 2,000 rows of the demo MLP) and warns on arrays when it was fitted on names; a copy
+    without the fitted names takes arrays silently. Used only where it gives exactly the
+    model's own outputs on the background (a pipeline that selects columns by name does not).
+    """
+    if source.flavor != "sklearn":
+        return None
+    model = copy.deepcopy(source.model)
+    for step in [model, *(s for _, s in getattr(model, "steps", []))]:
+        vars(step).pop("feature_names_in_", None)  # Pipeline's is a property of its first step
+    try:
+        out = model.predict_proba(bg) if source.is_classifier else model.predict(bg)
+        ref = source.predict_output(pd.DataFrame(bg, columns=source.feature_names))
+    except Exception:  # e.g. a ColumnTransformer selecting columns by name
+        return None
+    out = np.asarray(out, dtype=float).reshape(ref.shape)
+    return model if np.array_equal(out, ref) else None
 
 
 def make_tabular(method: str, source: SourceModel, background: pd.DataFrame | None):

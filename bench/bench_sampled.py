@@ -1,0 +1,160 @@
+"""Sampled-method benchmark (P8, P9) on an MLP like the demo's (breast cancer, 30 features).
+
+P8: permutation, partition, kernel at the default budget (500 evaluations, 100 background
+rows), warm: time per row / evaluation floor, the floor being (model rows the method evaluated,
+counted in the same run) x (the model's per-row cost on one large batch). The check is the
+Spearman correlation of each row's values against a 5,000-evaluation reference of the same
+method (the permutation and kernel estimators changed), and the additivity error.
+P9: a fresh process loads the registered explainer (`mlflow.pyfunc.load_model`) and times its
+first explanation against the following ones, same input (temp EAAS_HOME, SQLite registry).
+
+Usage: python bench/bench_sampled.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import interleaved, pin_threads, print_rows, row
+
+pin_threads(1)
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+METHODS = ("permutation", "partition", "kernel")
+OUTPUTS = ["malignant", "benign"]
+
+
+def _mlp():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ds = load_breast_cancer(as_frame=True)
+    model = make_pipeline(StandardScaler(), MLPClassifier((32,), max_iter=500, random_state=0))
+    return model.fit(ds.data, ds.target), ds.data
+
+
+def _engine(model, x: pd.DataFrame, method: str):
+    from explain.engine import Engine
+    from explain.source import SourceModel
+
+    src = SourceModel("sklearn", model, "tabular", list(x.columns), OUTPUTS, True)
+    return Engine(src, method, x.sample(100, random_state=0), {"max_evals": 500, "seed": 0})
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _count_rows(engine, rows: pd.DataFrame) -> tuple[int, list]:
+    """Model rows one explanation of `rows` evaluates (the engine's model calls, counted)."""
+    fn, seen = engine.impl.fn, [0]
+
+    def counting(arr):
+        seen[0] += len(arr)
+        return fn(arr)
+
+    engine.impl.fn = counting
+    out = engine.explain_records(rows)
+    del engine.impl.fn  # back to the method
+    return seen[0], out
+
+
+def _p8(method: str, model, x: pd.DataFrame, rows: pd.DataFrame, rounds: int):
+    engine = _engine(model, x, method)
+    model_rows, out = _count_rows(engine, rows)
+    # the floor: the model's per-row cost on one 50,000-row batch, called as the explainer
+    # calls it, timed in the same interleaved rounds
+    big = np.tile(x.to_numpy(), (50_000 // len(x) + 1, 1))[:50_000]
+    times = interleaved({"explain": lambda: engine.explain_records(rows),
+                         "batch": lambda: engine.impl.fn(big)}, rounds)
+    took = times["explain"]
+    floor = model_rows * times["batch"] / len(big)
+    ref = engine.explain_records(rows, {"max_evals": 5000})
+    rho = [_spearman(np.array(a["values"][1]), np.array(b["values"][1]))
+           for a, b in zip(out, ref, strict=True)]
+    add = max(r["additivity_error"] for r in out)
+    return row(
+        f"P8-{method}", f"{1e3 * took / len(rows):.1f} ms/row vs floor "
+        f"{1e3 * floor / len(rows):.1f} ms/row ({model_rows // len(rows)} model rows/row)",
+        took / floor, "ratio", "<= 1.3", "<= 1.1",
+        f"Spearman vs 5,000 evals min {min(rho):.3f} mean {statistics.mean(rho):.3f}, "
+        f"additivity {add:.1e}",
+    )
+
+
+P9_CHILD = """
+import json, sys, time, statistics
+import mlflow.pyfunc, pandas as pd
+t = time.perf_counter(); m = mlflow.pyfunc.load_model(sys.argv[1]); load = time.perf_counter() - t
+x = pd.read_json(sys.argv[2], orient="split")
+times, outs = [], []
+for _ in range(6):
+    t = time.perf_counter(); outs.append(m.predict(x)); times.append(time.perf_counter() - t)
+same = all(o["values"].tolist() == outs[0]["values"].tolist() for o in outs)
+print(json.dumps({"load": load, "first": times[0], "warm": statistics.median(times[1:]),
+                  "same": same}))
+"""
+
+
+def _p9(model, x: pd.DataFrame) -> object:
+    import mlflow.sklearn
+    import skops.io
+
+    from explain.build import build_explainer
+    from explain.registry import configure, use_experiment
+    from explain.settings import core_settings
+
+    with tempfile.TemporaryDirectory() as home:
+        env = {"EAAS_HOME": home, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+               "EAAS_TRUST_REGISTRY": "true"}
+        os.environ.update(env)
+        core_settings.cache_clear()
+        configure()
+        use_experiment("bench")
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(model, name="model", input_example=x.sample(100,
+                                     random_state=0), registered_model_name="bench-mlp",
+                                     skops_trusted_types=trusted)
+        res = build_explainer("models:/bench-mlp/1", method="permutation", max_evals=500)
+        rows = Path(home) / "rows.json"
+        x.iloc[:1].to_json(rows, orient="split")
+        proc = subprocess.run([sys.executable, "-c", P9_CHILD, res.uri, str(rows)],
+                              env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=300, check=True)
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+    ratio = got["first"] / got["warm"]
+    return row(
+        "P9", f"permutation MLP, fresh process: first {1e3 * got['first']:.1f} ms / warm "
+        f"{1e3 * got['warm']:.1f} ms (load_model {got['load']:.2f}s, warm-up included)",
+        ratio, "ratio", "<= 1.5", "<= 1.1",
+        f"same input, one row; same numbers on every call: {got['same']}",
+    )
+
+
+def run(quick: bool = False) -> list:
+    model, x = _mlp()
+    n_rows, rounds = (2, 2) if quick else (5, 3)
+    rows = x.iloc[200 : 200 + n_rows]
+    out = [_p8(m, model, x, rows, rounds) for m in METHODS]
+    out.append(_p9(model, x))
+    return out
+
+
+def main() -> None:
+    print_rows(run("--quick" in sys.argv))
+
+
+if __name__ == "__main__":
+    main()
