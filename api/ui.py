@@ -146,7 +146,7 @@ def _model_section(client: MlflowClient, name: str, audit=None) -> str:
     parts = [f'<section id="{escape(name)}"><h2>{escape(name)}</h2>']
     for mv in versions[:MAX_VERSIONS]:
         parts.append(_version_block(client, mv, sorted(aliases.get(str(mv.version), []))))
-        parts.append(_drift_line(mv) + latest_block(audit, name, str(mv.version)))
+        parts.append(latest_block(audit, name, str(mv.version)))
     if len(versions) > MAX_VERSIONS:
         parts.append(f"<p>{len(versions) - MAX_VERSIONS} older versions not shown.</p>")
     return "".join(parts) + "</section>"
@@ -184,6 +184,7 @@ def _version_block(client: MlflowClient, mv, aliases: list[str]) -> str:
         for c in charts
         if _FILE.match(c) and c.endswith(".png")
     )
+    report += _drift_line(mv)  # next to the report: both are reviews of this version
     return head + report + f'<div class="charts">{imgs or "<p>No charts logged.</p>"}</div></div>'
 
 

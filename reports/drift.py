@@ -103,9 +103,13 @@ def run_drift(
     target = resolve_explainer(model, client)
     btarget = resolve_explainer(baseline_model, client) if baseline_model else target
     cfg, bcfg = explainer_config(target), explainer_config(btarget)
-    if (bcfg.kind, bcfg.output_names) != (cfg.kind, cfg.output_names):
-        raise BadRequest("baseline_model: not the same kind of model or outputs",
-                         field="baseline_model")  # fmt: skip
+    for what in ("kind", "output_names", "output_space"):  # else the numbers do not compare
+        if getattr(bcfg, what) != getattr(cfg, what):
+            raise BadRequest(
+                f"baseline_model: not the same {what} ({getattr(bcfg, what)} vs "
+                f"{getattr(cfg, what)})",
+                field="baseline_model",
+            )
     cur = load_side(current, target, sample)
     if baseline is None:
         cur, base = _same_rows(cur, btarget, sample)

@@ -7,6 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -17,6 +18,25 @@ from reports.html import CSS
 
 MAX_OUTPUTS = 4
 MOVERS = 10
+
+
+def side_by_side(cur: pd.Series, base: pd.Series, labels: tuple[str, str], output: str) -> Figure:
+    """Both sides' mean |SHAP| per feature (top 15 of either), baseline grey, current red."""
+    feats = list(dict.fromkeys([*cur.head(12).index, *base.head(12).index]))[:15]
+    feats = sorted(feats, key=lambda f: cur.get(f, 0.0))
+    y = np.arange(len(feats))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(feats) + 2.0))
+    ax.barh(
+        y + 0.2, [cur.get(f, 0.0) for f in feats], 0.4, color=POS, label=f"current: {labels[0]}"
+    )
+    ax.barh(y - 0.2, [base.get(f, 0.0) for f in feats], 0.4, color=figs.OTHER,
+            label=f"baseline: {labels[1]}")  # fmt: skip
+    ax.set_yticks(y, [str(f) for f in feats])
+    ax.set_xlabel(f"mean |SHAP value| of '{output}'")
+    ax.set_title(f"global importance, output '{output}': current vs baseline", fontsize=11)
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def movers_bar(table: pd.DataFrame, output: str) -> Figure:
@@ -48,7 +68,7 @@ def write_files(
         t = tables[name]
         cur = pd.Series(t["current"].to_numpy(), index=t["feature"]).sort_values(ascending=False)
         base = pd.Series(t["baseline"].to_numpy(), index=t["feature"]).sort_values(ascending=False)
-        fig = figs.compare_bar(cur, base, labels, name)
+        fig = side_by_side(cur, base, labels, name)
         figures.append((f"mean |SHAP|, {labels[0]} vs {labels[1]}, output '{name}'",
                         figs.save(fig, out_dir, f"drift_bars_{figs.slug(name)}.png")))  # fmt: skip
         figures.append((f"biggest movers, output '{name}'",
@@ -85,7 +105,7 @@ def _img(out_dir: Path, caption: str, name: str) -> str:
 def _rows(t: pd.DataFrame) -> str:
     out = []
     for r in t.itertuples():
-        cls = "up" if r.change > 0 else "down"
+        cls = "up" if r.change > 0 else ("down" if r.change < 0 else "")
         sig = "<b>yes</b>" if r.significant else "no"
         out.append(
             f"<tr><td>{escape(str(r.feature))}</td><td class='num'>{r.baseline:.4g}</td>"

@@ -16,10 +16,12 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.audit import store_url
 from api.audit.routes import parse_time
 from api.audit.store import ExplanationStore, explanations, input_digest, to_record
+from api.errors import Unavailable
 from api.settings import ServeSettings
 from explain.engine import Engine
 from explain.errors import BadRequest, NotFound
@@ -44,6 +46,17 @@ class Verdict:
 
 def open_offline(url: str | None = None) -> ExplanationStore:
     return ExplanationStore(url or store_url(ServeSettings()))
+
+
+def _fetch(url: str | None, fn):
+    """Run `fn(store)`; a database that does not answer is one clear error, not a traceback."""
+    store = open_offline(url)
+    try:
+        return fn(store)
+    except SQLAlchemyError as exc:
+        raise Unavailable(f"explanation store unavailable ({type(exc).__name__})") from None
+    finally:
+        store.engine.dispose()
 
 
 def load_engine(uri: str) -> Engine:
@@ -82,11 +95,7 @@ def compare(stored: dict[str, Any], got: dict[str, Any]) -> list[str]:
 
 def verify(id_: str, url: str | None = None) -> Verdict:
     """Recompute a stored explanation through its registered explainer version and compare."""
-    store = open_offline(url)
-    try:
-        rec = store.get(id_)
-    finally:
-        store.engine.dispose()
+    rec = _fetch(url, lambda store: store.get(id_))
     if rec is None:
         raise NotFound(f"no stored explanation with id '{id_}'")
     if rec["input"] is None:
@@ -124,12 +133,12 @@ def export(
         q = q.where(t.c.created_ms >= s_ms)
     if u_ms is not None:
         q = q.where(t.c.created_ms < u_ms)
-    store = open_offline(url)
-    try:
+
+    def query(store: ExplanationStore) -> list[dict[str, Any]]:
         with store.engine.connect() as conn:
-            records = [to_record(r) for r in conn.execute(q.order_by(t.c.created_ms, t.c.id))]
-    finally:
-        store.engine.dispose()
+            return [to_record(r) for r in conn.execute(q.order_by(t.c.created_ms, t.c.id))]
+
+    records = _fetch(url, query)
     rows = [_flat(r) for r in records]
     out.parent.mkdir(parents=True, exist_ok=True)
     cols = [*_META, *COLUMNS]

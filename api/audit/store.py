@@ -199,11 +199,7 @@ class ExplanationStore:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the schema (if the database answers) and start the writer thread."""
-        try:
-            self.ensure_schema()
-        except SQLAlchemyError as exc:  # served anyway; the writer retries with each batch
-            self._warn(f"explanation store unavailable at start ({type(exc).__name__})")
+        """Start the writer thread; it creates the schema first, off the event loop."""
         self._thread = threading.Thread(target=self._loop, name="eaas-audit-writer", daemon=True)
         self._thread.start()
 
@@ -257,6 +253,10 @@ class ExplanationStore:
             conn.execute(explanations.insert(), [p.row(self.store_inputs) for p in items])
 
     def _loop(self) -> None:
+        try:
+            self.ensure_schema()
+        except (SQLAlchemyError, RuntimeError) as exc:  # served anyway; retried with each batch
+            self._warn(f"explanation store unavailable at start ({type(exc).__name__})")
         next_purge = 0.0
         while True:
             if time.monotonic() >= next_purge:

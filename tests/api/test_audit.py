@@ -318,3 +318,25 @@ def test_review_pages_link_each_stored_explanation(api, served_ids, tmp_path):
     assert "Latest stored explanations" in ui.text and ui.errors == []
     assert_rendered(detail, f"tiny-xgb v1 · explanation {tab}", min_images=1)
     assert "f0" in detail.text and "input SHA-256" in detail.text
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
+    from api.audit.store import ExplanationStore
+
+    counted = []
+    store = ExplanationStore(f"sqlite:///{tmp_path / 'e.db'}", queue_size=2, on_drop=counted.append)
+    store.submit([old_pending(0) for _ in range(5)])  # no writer running: only 2 fit
+    assert store.queue.qsize() == 2 and counted == [3] and store.dropped == 3
+
+
+def test_a_newer_schema_is_not_written_to(tmp_path):
+    from api.audit.store import ExplanationStore, store_meta
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    ExplanationStore(url).ensure_schema()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(store_meta.update().values(value="99"))
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="newer"):
+        ExplanationStore(url).write([old_pending(0)])
