@@ -7,6 +7,7 @@ attributions, so additivity is measured against the real model, not against shap
 from __future__ import annotations
 
 import copy
+import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -26,6 +27,7 @@ from explain.schema import Explanations
 from explain.source import MARGIN_TREES, SourceModel
 from explain.treeshap import FastTreeShap, NotSupported
 
+log = logging.getLogger(__name__)
 BLACK_BOX = ("permutation", "partition", "kernel")
 # masks per model call in the partition recursion (shap evaluates 10 at a time: the same
 # recursion, but many more small model calls)
@@ -108,7 +110,10 @@ class TreeMethod(TabularMethod):
             self.fast: FastTreeShap | None = FastTreeShap(
                 source.model, source.flavor, len(source.feature_names)
             )
-        except NotSupported:  # e.g. categorical splits: shap's own path is still exact
+        except Exception as exc:  # e.g. categorical splits: shap's own path is still exact
+            if not isinstance(exc, NotSupported):
+                log.warning("fast TreeSHAP unavailable for this %s model (%s): using shap's",
+                            source.type_name, type(exc).__name__)
             self.fast = None
             self.explainer = shap.TreeExplainer(source.model)
 
