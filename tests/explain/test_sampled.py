@@ -115,5 +115,22 @@ def test_partition_equals_shaps_partition_explainer(mlp):
     ex = shap.PartitionExplainer(impl.fn, masker)
     rows = x.iloc[30:33]
     ours = np.array(_values(e, rows))
-    theirs = ex(rows.to_numpy(), max_evals=500, batch_size=tabular.PARTITION_BATCH, silent=True)
+    batch = tabular.partition_batch(len(impl.bg))
+    theirs = ex(rows.to_numpy(), max_evals=500, batch_size=batch, silent=True)
     assert np.abs(ours - np.transpose(theirs.values, (0, 2, 1))).max() < 1e-9
+
+
+def test_partition_recursion_equals_shaps_at_its_default_batch(mlp):
+    import shap
+
+    from explain.sampled import partition_shap
+
+    model, x = mlp
+    impl = _engine(model, x, "partition").impl
+    masker = shap.maskers.Partition(impl.bg, max_samples=len(impl.bg), clustering="correlation")
+    ex = shap.PartitionExplainer(impl.fn, masker)
+    row = x.iloc[40].to_numpy()
+    theirs = ex(row[None, :], max_evals=300, silent=True).values[0].T  # 10 masks per call
+    ours = partition_shap(impl.fn, row, impl.bg, impl.base, impl.fn(row[None, :])[0], 300,
+                          impl.clustering, impl.cluster_masks, 10)
+    assert np.abs(ours - theirs).max() < 1e-9
