@@ -43,9 +43,10 @@ def warm_up(engine: Engine) -> None:
     if cfg.kind == "text":
         engine.explain(pd.DataFrame({"text": ["warm up"]}), {"max_evals": 8})
     elif engine.source.input_example is not None and len(engine.source.input_example):
-        engine.explain(
-            engine.source.input_example.head(1), {"max_evals": 2 * len(cfg.features) + 1}
-        )
+        # the configured budget, not a minimal one: the first request then finds its array
+        # sizes, the model's code paths and the numba kernels (tree) already warm
+        evals = max(cfg.max_evals, 2 * len(cfg.features) + 1)
+        engine.explain(engine.source.input_example.head(1), {"max_evals": evals})
 
 
 class ExplainerModel(mlflow.pyfunc.PythonModel):

@@ -137,8 +137,13 @@ def _sampled_sizes(rng: np.random.Generator, nf: int, sizes: list[int], pairs: i
             continue
         m = _balanced(rng, nf, s, n)
         m = np.concatenate([m, ~m])
-        uniq, counts = np.unique(m, axis=0, return_counts=True)
-        out_m.append(uniq)
+        if nf <= 62:  # one integer per mask: a much cheaper unique than row-wise
+            keys = m @ (np.int64(1) << np.arange(nf, dtype=np.int64))
+            _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+            m = m[first]
+        else:
+            m, counts = np.unique(m, axis=0, return_counts=True)
+        out_m.append(m)
         out_w.append(counts * w / counts.sum())
     return np.concatenate(out_m), np.concatenate(out_w)
 
@@ -175,8 +180,12 @@ def kernel_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: np.
     # eliminate the last feature: phi_last = total - sum(others)
     a = z[:, :-1] - z[:, -1:]
     b = y - z[:, -1:] * total[None, :]
-    sw = np.sqrt(w)[:, None]
-    head, *_ = np.linalg.lstsq(a * sw, b * sw, rcond=None)
+    if len(masks) >= 2 * nf:  # normal equations: small work instead of an SVD of the design
+        aw = a * w[:, None]
+        head = np.linalg.solve(aw.T @ a, aw.T @ b)
+    else:  # few coalitions: possibly rank-deficient, least squares with minimum norm
+        sw = np.sqrt(w)[:, None]
+        head, *_ = np.linalg.lstsq(a * sw, b * sw, rcond=None)
     phi = np.vstack([head, total[None, :] - head.sum(axis=0, keepdims=True)])
     return phi.T
 

@@ -7,6 +7,7 @@ attributions, so additivity is measured against the real model, not against shap
 from __future__ import annotations
 
 import copy
+import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -26,10 +27,17 @@ from explain.schema import Explanations
 from explain.source import MARGIN_TREES, SourceModel
 from explain.treeshap import FastTreeShap, NotSupported
 
+log = logging.getLogger(__name__)
 BLACK_BOX = ("permutation", "partition", "kernel")
-# masks per model call in the partition recursion (shap evaluates 10 at a time: the same
-# recursion, but many more small model calls)
-PARTITION_BATCH = 40
+# model rows per call in the partition recursion: shap evaluates 10 masks at a time (1,000 rows
+# with 100 background rows), and sklearn's per-call cost then doubled the time; ~8k rows per call
+# measured within 1.3x of the evaluation floor here
+PARTITION_ROWS_PER_CALL = 8192
+
+
+def partition_batch(background_rows: int) -> int:
+    """Masks per model call for the partition recursion (at least shap's 10)."""
+    return max(10, PARTITION_ROWS_PER_CALL // max(1, background_rows))
 
 
 def _as_outputs(values: np.ndarray, base: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +69,9 @@ class TabularMethod(ABC):
 
     name = "base"
     exact = False
+    # True where explain() keeps no per-call state on the object (no shap explainer, no global
+    # RNG): an engine may then run it from several threads without its lock
+    thread_safe = False
 
     def __init__(self, source: SourceModel, background: pd.DataFrame | None) -> None:
         self.source = source
@@ -108,7 +119,11 @@ class TreeMethod(TabularMethod):
             self.fast: FastTreeShap | None = FastTreeShap(
                 source.model, source.flavor, len(source.feature_names)
             )
-        except NotSupported:  # e.g. categorical splits: shap's own path is still exact
+            self.thread_safe = True
+        except Exception as exc:  # e.g. categorical splits: shap's own path is still exact
+            if not isinstance(exc, NotSupported):
+                log.warning("fast TreeSHAP unavailable for this %s model (%s): using shap's",
+                            source.type_name, type(exc).__name__)
             self.fast = None
             self.explainer = shap.TreeExplainer(source.model)
 
@@ -197,6 +212,7 @@ class SampledMethod(TabularMethod):
                 "or log the model with an input example"
             )
         self.name = name
+        self.thread_safe = True
         self.bg = background.to_numpy(dtype=float)
         self._array_model = array_model(source, self.bg)
         if name == "partition":  # shap's feature clustering; the recursion is ours, on arrays
@@ -234,7 +250,7 @@ class SampledMethod(TabularMethod):
             if self.name == "partition":
                 values[i] = partition_shap(self.fn, row, self.bg, self.base, fx, max_evals,
                                            self.clustering, self.cluster_masks,
-                                           PARTITION_BATCH)
+                                           partition_batch(len(self.bg)))
             else:
                 method = permutation_shap if self.name == "permutation" else kernel_shap
                 values[i] = method(self.fn, row, self.bg, self.base, fx, max_evals,

@@ -156,7 +156,7 @@ def fill_tables(leaf_d, leaf_z, leaf_tab, table, w):
             table[off + b] = zc * acc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _go_left(fv, thr, mtype, dleft):
     if np.isnan(fv):
         if mtype == 2:
@@ -167,7 +167,7 @@ def _go_left(fv, thr, mtype, dleft):
     return fv <= thr
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _leaf_direct(phi_row, d, feats, z, vals, a_mask, w, e, e2):
     """The leaf's Shapley values by elementary symmetric polynomials, O(d^2)."""
     zu = 1.0
@@ -202,7 +202,7 @@ def _leaf_direct(phi_row, d, feats, z, vals, a_mask, w, e, e2):
             phi_row[f, o] += coef * vals[o]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # pure: service threads may explain at the same time
 def explain_batch(x, phi, in_start, leaf_start, in_feat, in_thr, in_mtype, in_dleft, in_slot,
                   in_left, in_right, leaf_d, leaf_feat, leaf_z, leaf_r, leaf_val, leaf_tab,
                   table, w):
