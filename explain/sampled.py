@@ -204,32 +204,34 @@ def partition_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: 
                    batch: int) -> np.ndarray:
     """(outputs, features) Owen values over the clustering: shap's PartitionExplainer recursion
     (the same priority order, budget and credit split), with ties broken by insertion order
-    instead of numpy's global generator, and `batch` masks per model call."""
+    instead of numpy's global generator, and `batch` masks per model call. Masks are Python
+    ints and leaf credits are added at the end: the bookkeeping stays small next to the model."""
     nf = len(x)
-    dvalues = np.zeros((len(masks_of), len(base)))
-    heap = [(0.0, 0, (np.zeros(nf, dtype=bool), base, fx, len(masks_of) - 1, 1.0))]
+    bits = _as_bits(masks_of)
+    lefts, rights = clustering[:, 0].astype(int).tolist(), clustering[:, 1].astype(int).tolist()
+    dists = clustering[:, 2].tolist()
+    done: list[tuple] = []  # (node, f00, f11, weight) whose credit is final
+    heap = [(0.0, 0, (0, base, fx, len(masks_of) - 1, 1.0))]
     seq, evals, budget = 1, 0, max_evals - 2
     while heap:
         if evals >= budget:  # out of budget: what is left stays on the internal nodes
-            for _, _, (_, f00, f11, ind, w) in heap:
-                dvalues[ind] += (f11 - f00) * w
+            done += [(a[3], a[1], a[2], a[4]) for _, _, a in heap]
             break
         todo, bm = [], []
         while heap and len(bm) < batch and evals + len(bm) < budget:
             m00, f00, f11, ind, w = heapq.heappop(heap)[2]
-            if ind < nf or clustering[ind - nf, 2] < 0:
-                dvalues[ind] += (f11 - f00) * w
+            if ind < nf or dists[ind - nf] < 0:
+                done.append((ind, f00, f11, w))
                 continue
-            left, right = int(clustering[ind - nf, 0]), int(clustering[ind - nf, 1])
-            m10, m01 = m00 | masks_of[left], m00 | masks_of[right]
+            left, right = lefts[ind - nf], rights[ind - nf]
+            m10, m01 = m00 | bits[left], m00 | bits[right]
             todo.append((m00, m10, m01, f00, f11, left, right, w / 2))
             bm += [m10, m01]
         if not todo:
             continue
-        fout = masked_values(fn, x, np.array(bm), bg)
+        fout = masked_values(fn, x, _from_bits(bm, nf), bg)
         evals += len(bm)
-        f00s = np.array([t[3] for t in todo])
-        f11s = np.array([t[4] for t in todo])
+        f00s, f11s = np.array([t[3] for t in todo]), np.array([t[4] for t in todo])
         f10s, f01s = fout[0::2], fout[1::2]
         # the four children's priorities, for the whole batch at once
         gaps = np.stack([f10s - f00s, f01s - f00s, f11s - f01s, f11s - f10s], axis=1)
@@ -241,7 +243,24 @@ def partition_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: 
             for j, args in enumerate(kids):
                 heapq.heappush(heap, (pri[i][j], seq, args))
                 seq += 1
+    dvalues = np.zeros((len(masks_of), len(base)))
+    if done:
+        gain = np.array([d[2] for d in done]) - np.array([d[1] for d in done])
+        np.add.at(dvalues, [d[0] for d in done], gain * np.array([d[3] for d in done])[:, None])
     return _lower_credit(dvalues, clustering, nf)[:nf].T
+
+
+def _as_bits(masks: np.ndarray) -> list[int]:
+    """Bool mask rows -> Python ints (bit j = feature j)."""
+    return [int(sum(1 << int(j) for j in np.flatnonzero(m))) for m in masks]
+
+
+def _from_bits(ints: list[int], nf: int) -> np.ndarray:
+    """Python-int masks -> (masks, nf) bool."""
+    if nf <= 62:
+        a = np.array(ints, dtype=np.int64)
+        return ((a[:, None] >> np.arange(nf, dtype=np.int64)) & 1).astype(bool)
+    return np.array([[(m >> j) & 1 for j in range(nf)] for m in ints], dtype=bool)
 
 
 def _lower_credit(dvalues: np.ndarray, clustering: np.ndarray, nf: int) -> np.ndarray:

@@ -44,13 +44,13 @@ class _Dense:
     num_nodes: np.ndarray
     base: np.ndarray  # (outputs,)
     input_dtype: Any
-    max_depth: int
 
 
 def _from_shap(model: Any) -> _Dense:
     from shap.explainers._tree import TreeEnsemble
 
-    if getattr(model, "missing", np.nan) == getattr(model, "missing", 0):  # not NaN
+    missing = getattr(model, "missing", None)  # xgboost's sklearn wrapper: NaN by default
+    if missing is not None and not np.isnan(missing):
         raise NotSupported("xgboost with a non-NaN missing marker")
     ens = TreeEnsemble(model)
     if ens.trees is None or not ens.trees:
@@ -64,38 +64,37 @@ def _from_shap(model: Any) -> _Dense:
         ens.features[:limit], ens.thresholds[:limit].astype(float),
         np.zeros_like(ens.features[:limit]), ens.node_sample_weight[:limit].astype(float),
         ens.values[:limit].astype(float), ens.num_nodes[:limit],
-        np.asarray(ens.base_offset, dtype=float).reshape(-1), ens.input_dtype, int(ens.max_depth),
+        np.asarray(ens.base_offset, dtype=float).reshape(-1), ens.input_dtype,
     )
 
 
-def _lgbm_nodes(node: dict, out: list, depth: int) -> tuple[int, int]:
-    """Append `node` and its subtree in preorder; return (its index, subtree depth)."""
+def _lgbm_nodes(node: dict, out: list) -> int:
+    """Append `node` and its subtree to `out` in preorder; return its index."""
     idx = len(out)
     if "split_index" not in node:
         out.append((-1, -1, -1, 0.0, 0, node.get("leaf_count", 0), node["leaf_value"]))
-        return idx, depth
+        return idx
     if node["decision_type"] != "<=":
         raise NotSupported("categorical splits")
     out.append(None)
-    li, dl = _lgbm_nodes(node["left_child"], out, depth + 1)
-    ri, dr = _lgbm_nodes(node["right_child"], out, depth + 1)
+    li = _lgbm_nodes(node["left_child"], out)
+    ri = _lgbm_nodes(node["right_child"], out)
     out[idx] = (li, ri, node["split_feature"], float(node["threshold"]),
                 MISSING[node["missing_type"]] * 4 + (1 if node["default_left"] else 0),
                 node["internal_count"], 0.0)
-    return idx, max(dl, dr)
+    return idx
 
 
 def _from_lightgbm(booster: Any) -> _Dense:
     dump = booster.dump_model()
     per_iter = int(dump.get("num_tree_per_iteration", 1))
-    trees, depth = [], 0
+    trees = []
     for info in dump["tree_info"]:
         if info.get("is_linear"):
             raise NotSupported("linear trees")
         nodes: list = []
-        _, d = _lgbm_nodes(info["tree_structure"], nodes, 0)
+        _lgbm_nodes(info["tree_structure"], nodes)
         trees.append(nodes)
-        depth = max(depth, d)
     t, m = len(trees), max(len(n) for n in trees)
     left, right, feat = (-np.ones((t, m), np.int64) for _ in range(3))
     thr, cover = np.zeros((t, m)), np.zeros((t, m))
@@ -108,7 +107,7 @@ def _from_lightgbm(booster: Any) -> _Dense:
             default[i, j] = lc if code % 4 else rc
             values[i, j, i % per_iter] = val
     return _Dense(left, right, default, feat, thr, mtype, cover, values,
-                  np.array([len(n) for n in trees]), np.zeros(per_iter), np.float64, depth)
+                  np.array([len(n) for n in trees]), np.zeros(per_iter), np.float64)
 
 
 class FastTreeShap:
@@ -123,7 +122,13 @@ class FastTreeShap:
         self.n_features = n_features
         self.input_dtype = dense.input_dtype
         self.n_outputs = dense.values.shape[2]
-        dmax = max(1, min(n_features, dense.max_depth))
+        # path arrays are sized by the deepest path, measured here rather than trusted
+        depth = max(K.tree_depth(dense.left[t, :n].astype(np.int64),
+                                 dense.right[t, :n].astype(np.int64))
+                    for t, n in enumerate(dense.num_nodes))
+        dmax = max(1, min(n_features, depth))
+        if dmax > 62:
+            raise NotSupported("paths with more than 62 distinct features (64-bit masks)")
         parts = [
             K.prepare_tree(
                 dense.left[t, :n].astype(np.int64), dense.right[t, :n].astype(np.int64),

@@ -38,6 +38,26 @@ def shapley_weights(dmax: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def tree_depth(left, right) -> int:
+    """Edges on the longest root-to-leaf path (node 0 the root, leaf where left < 0)."""
+    depth = np.zeros(len(left), np.int64)
+    stack = np.empty(len(left), np.int64)
+    stack[0] = 0
+    top = 0
+    best = 0
+    while top >= 0:
+        node = stack[top]
+        top -= 1
+        best = max(best, depth[node])
+        if left[node] >= 0:
+            for child in (left[node], right[node]):
+                depth[child] = depth[node] + 1
+                top += 1
+                stack[top] = child
+    return best
+
+
+@njit(cache=True)
 def prepare_tree(left, right, dflt, feat, thr, mtype, cover, values, dmax):
     """One tree (node 0 the root, leaf where left < 0) -> preorder internal nodes with the slot
     of their feature on the path, and per leaf its unique path features and cover fractions."""
