@@ -127,7 +127,7 @@ def _execute(
         out.write.mode("overwrite").parquet(st.tmp_uri)
         progress.set_phase("checking row counts and ids")
         counts = output.check(src, spark.read.parquet(st.tmp_uri), ids)
-        output.commit(spark, st)
+        output.commit(st)
         progress.set_phase(f"committed {st.final_uri}")
     finally:
         output.discard(st)

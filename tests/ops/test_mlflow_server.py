@@ -126,7 +126,8 @@ def test_build_serve_and_batch_through_a_real_mlflow_server(server, tmp_path):
 
     summary = _run([eaas, "batch", "--model", "srv-xgb@champion", "--input",
                     str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "out"),
-                    "--master", "local[2]", "--id-cols", "id"], env)  # fmt: skip
+                    "--master", "local[1]", "--partitions", "1", "--id-cols", "id"],
+                   env)  # fmt: skip
     assert "rows_in=12 rows_ok=12 rows_error=0" in summary
     got = pq.read_table(tmp_path / "out").to_pandas().sort_values("id")
     assert list(got["id"]) == list(range(12))
