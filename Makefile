@@ -25,6 +25,13 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q
 
+# The benchmark suite (<= 15 min on 2 cores): the demo models are registered first where missing
+# (EAAS_HOME, default ~/.eaas); results print and go to bench/results/ (latest.json + a dated copy).
+# `make bench BENCH_FLAGS=--quick` for a short run.
+bench: setup
+	$(BIN)/eaas demo
+	$(BIN)/python bench/run_all.py $(BENCH_FLAGS)
+
 lint: setup
 	$(BIN)/ruff check .
 

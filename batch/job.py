@@ -93,18 +93,34 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0][:300]
 
 
-def _partitions(spark: SparkSession, df: DataFrame, asked: int | None) -> int | None:
-    """Asked-for count, else one per core when the input has few splits.
+def _partitions(spark: SparkSession, df: DataFrame, job: JobSpec) -> int | None:
+    """Asked-for count, else one per core when the input has few splits or may be lopsided.
 
-    A small Parquet file splits into as many tasks as cores, but one row group is read by one of
-    them only: few splits are often lopsided, so they are evened out by a (cheap) shuffle.
+    A small Parquet file splits into as many tasks as cores, but a row group is read by one of
+    them only: a file with fewer row groups than cores is lopsided, so it is evened out by a
+    shuffle. A local Parquet input with enough row groups is read as it is (no shuffle).
     """
-    if asked is not None:
-        if asked < 1:
+    if job.partitions is not None:
+        if job.partitions < 1:
             raise BadRequest("partitions: must be at least 1", field="partitions")
-        return asked
+        return job.partitions
     have, cores = df.rdd.getNumPartitions(), spark.sparkContext.defaultParallelism
+    if have >= cores and _row_groups(job.input, job.format) >= cores:
+        return None
     return cores if have < 2 * cores else None
+
+
+def _row_groups(path: str, fmt: str | None) -> int:
+    """Row groups of a local Parquet input, from its footers; 0 when unknown (remote, CSV)."""
+    if input_format(path, fmt) != "parquet" or "://" in path.replace("file://", ""):
+        return 0
+    try:
+        import pyarrow.dataset as ds
+
+        local = path.removeprefix("file://").removeprefix("file:")
+        return sum(f.num_row_groups for f in ds.dataset(local, format="parquet").get_fragments())
+    except (OSError, ValueError, TypeError):  # unreadable here: keep the safe rule
+        return 0
 
 
 def _execute(
@@ -116,7 +132,7 @@ def _execute(
     params = {"max_evals": job.max_evals, "seed": job.seed}
     if info.kind == "text":
         params["long_text"] = job.long_text
-    parts = _partitions(spark, src, job.partitions)
+    parts = _partitions(spark, src, job)
     out = plan(src, info, ids, params, job.max_text_chars, parts)
     st = output.stage(spark, job.output)
     if output.same_path(spark, job.input, st.final_uri):
@@ -127,7 +143,7 @@ def _execute(
         out.write.mode("overwrite").parquet(st.tmp_uri)
         progress.set_phase("checking row counts and ids")
         counts = output.check(src, spark.read.parquet(st.tmp_uri), ids)
-        output.commit(spark, st)
+        output.commit(st)
         progress.set_phase(f"committed {st.final_uri}")
     finally:
         output.discard(st)

@@ -8,6 +8,7 @@ the final path, just slower.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,16 @@ class BatchCheckFailed(EaasError):
 
 @dataclass(frozen=True)
 class Staging:
-    """The final path and its temporary sibling, as Hadoop paths on their filesystem."""
+    """The final path, its staged replacement and where the previous output waits meanwhile.
+
+    Paths are Hadoop paths on their filesystem `fs`; the staged output and the previous one live
+    in the same `_eaas_tmp_<id>` folder next to the output (same filesystem: renames are cheap).
+    """
 
     fs: Any
     final: Any
     tmp: Any
+    previous: Any
 
     @property
     def tmp_uri(self) -> str:
@@ -41,6 +47,10 @@ class Staging:
     @property
     def final_uri(self) -> str:
         return str(self.final.toString())
+
+    @property
+    def box(self) -> Any:
+        return self.tmp.getParent()
 
 
 def _hadoop(spark: SparkSession, path: str) -> tuple[Any, Any]:
@@ -66,29 +76,58 @@ def stage(spark: SparkSession, output: str) -> Staging:
         raise EaasError(f"output: cannot write to the root of a filesystem ('{output}')")
     Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # noqa: N806 - a JVM class
     box = Path(parent, f"_eaas_tmp_{uuid.uuid4().hex[:12]}")
-    return Staging(fs, final, Path(box, final.getName()))
+    return Staging(fs, final, Path(box, final.getName()), Path(box, "previous"))
 
 
-def commit(spark: SparkSession, st: Staging) -> None:
-    """Replace the final output with the staged one; the old output is kept until that worked."""
-    Path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # noqa: N806 - a JVM class
+def _ok(step: Callable[[], Any]) -> bool:
+    """A filesystem call's verdict: False when it says so or raises (a JVM IOException)."""
+    try:
+        return bool(step())
+    except Exception:  # noqa: BLE001 - any failure of the step is handled the same way
+        return False
+
+
+def commit(st: Staging) -> None:
+    """Put the staged output in place; at every step either the old or the new output is whole.
+
+    1. move the previous output aside (into the staging folder); 2. rename the staged output to
+    the final path; 3. only then delete the previous output. If 2 fails, the previous output is
+    moved back; if even that fails it is kept where it waits and the error says where.
+    """
+    fs = st.fs
     old = None
-    if st.fs.exists(st.final):
-        old = Path(st.tmp.getParent(), "previous")
-        if not st.fs.rename(st.final, old):
+    if fs.exists(st.final):
+        old = st.previous
+        if not _ok(lambda: fs.rename(st.final, old)):
+            # nothing moved (a failed rename leaves its source): the previous output is in place
             raise EaasError(f"output: cannot move the previous output '{st.final_uri}' aside")
-    if not st.fs.rename(st.tmp, st.final):
-        if old is not None:
-            st.fs.rename(old, st.final)
+    if not _ok(lambda: fs.rename(st.tmp, st.final)):
+        if old is not None and not _restore(fs, old, st.final):
+            raise EaasError(
+                f"output: cannot rename the staged output to '{st.final_uri}', nor move the "
+                f"previous output back: it is kept, whole, at '{old.toString()}'"
+            )
         raise EaasError(f"output: cannot rename the staged output to '{st.final_uri}'")
+    if old is not None:
+        _ok(lambda: fs.delete(old, True))  # a leftover is removed by discard()
+
+
+def _restore(fs: Any, old: Any, final: Any) -> bool:
+    """Move the previous output back; a partial new one at `final` (object stores) goes first."""
+    if fs.exists(final) and not _ok(lambda: fs.delete(final, True)):
+        return False
+    return _ok(lambda: fs.rename(old, final))
 
 
 def discard(st: Staging) -> None:
-    """Best effort: no staging folder (nor the replaced output) is left behind."""
+    """Best effort: no staging folder is left behind, but a previous output that could not be
+    moved back (the final path is empty) is never deleted."""
     try:
-        box = st.tmp.getParent()
-        if st.fs.exists(box):
-            st.fs.delete(box, True)
+        fs = st.fs
+        if fs.exists(st.previous) and not fs.exists(st.final):
+            fs.delete(st.tmp, True)  # keep the box: it holds the only copy of the old output
+        elif fs.exists(st.box):
+            fs.delete(st.box, True)
     except Exception:  # noqa: BLE001 - cleanup must not hide the job's own error
         pass
 

@@ -1,171 +1,204 @@
-"""Batch throughput: the Spark job on local[2] vs a plain single-process loop over the same pyfunc.
+"""P6: the Spark job on local[2] (read, explain, write, check, commit) vs a plain one-process loop.
 
-    .venv/bin/python bench/bench_batch.py [--rows 50000] [--texts 500] [--repeats 3]
+    python bench/bench_batch.py [--quick] [--rows 200000] [--rounds 3] [--phases]
 
-Builds its own temporary registry (an xgboost on breast-cancer features with a tree explainer,
-and a tiny BERT-like text classifier with a text explainer), so it needs nothing registered.
-Threads are pinned to 1 per worker in both. Both sides are timed warm (model loaded, Spark
-running): the first, cold Spark run (worker start + explainer load) is printed separately.
+Self-contained: registers its own xgboost (breast-cancer features, 100 trees, depth 4) and its
+tree explainer in a temporary registry. The input is 200,000 rows resampled from breast cancer
+with 5% noise, in one Parquet file (row groups of 25,000 rows). The loop is the same explainer
+pyfunc in one process: read the Parquet, explain it in batches of 5,000 rows, write the same
+columns to Parquet. Both sides are timed warm (loop: model loaded; Spark: session up, Python
+workers started by one cold job, which is reported on its own), in interleaved rounds; one numeric
+thread per process. The check: rows out == rows in, same ids, values equal to the loop's within
+1e-12.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-for _var in ("EAAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_var] = "1"  # before numpy/torch load: one numeric thread per process
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import Row, interleaved, pin_threads, print_rows, row  # noqa: E402
+
+pin_threads(1)
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
-TAB_BATCH, TEXT_BATCH = 5000, 64
-TEXT_MAX_EVALS = 100
+MODEL = "bench-cancer"
+BATCH = 5000
+ROW_GROUP = 25_000
+TOL = 1e-12
 
 
 def setup_registry(home: Path) -> None:
-    os.environ["EAAS_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from explain.registry import use_experiment
-
-    use_experiment("bench")
-
-
-def register_models() -> tuple[pd.DataFrame, list[str]]:
-    """breast-cancer xgboost + tiny BERT, alias champion, explainers built; returns bench data."""
-    import mlflow
-    import mlflow.transformers
+    """A fresh SQLite registry with the bench model and its tree explainer (alias champion)."""
     import mlflow.xgboost
     from mlflow.tracking import MlflowClient
     from sklearn.datasets import load_breast_cancer
     from xgboost import XGBClassifier
 
     from explain.build import build_explainer
-    from tests import fixtures as fx
+    from explain.registry import use_experiment
+    from explain.settings import core_settings
 
+    os.environ["EAAS_HOME"] = str(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    core_settings.cache_clear()
+    use_experiment("bench")
     x, y = load_breast_cancer(return_X_y=True, as_frame=True)
     model = XGBClassifier(n_estimators=100, max_depth=4, n_jobs=1, random_state=0).fit(x, y)
-    fx.register("bench-cancer", mlflow.xgboost.log_model, model, x.head(50))
-    bert, tok = fx.train_tiny_bert()
-    with mlflow.start_run(run_name="bench-text"):
-        mlflow.transformers.log_model(
-            transformers_model={"model": bert, "tokenizer": tok},
-            name="model",
-            task="text-classification",
-            registered_model_name="bench-text",
-            input_example=["good movie"],
-            pip_requirements=fx.PIP,
-        )
-    client = MlflowClient()
-    for name in ("bench-cancer", "bench-text"):
-        client.set_registered_model_alias(name, "champion", "1")
-    build_explainer("models:/bench-cancer@champion")
-    build_explainer("models:/bench-text@champion", max_evals=TEXT_MAX_EVALS)
-    texts, _ = fx.text_data(n=2000, seed=3)
-    return x, texts
+    with mlflow.start_run(run_name=MODEL):
+        mlflow.xgboost.log_model(model, name="model", input_example=x.head(20),
+                                 registered_model_name=MODEL)  # fmt: skip
+    MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
+    build_explainer(f"models:/{MODEL}@champion")
+    return x
 
 
-def make_inputs(x: pd.DataFrame, texts: list[str], n_rows: int, n_texts: int, d: Path) -> None:
+def make_input(x: pd.DataFrame, n: int, path: Path) -> None:
     rng = np.random.default_rng(0)
-    rows = x.sample(n_rows, replace=True, random_state=0).reset_index(drop=True)
+    rows = x.sample(n, replace=True, random_state=0).reset_index(drop=True)
     rows = rows * rng.normal(1.0, 0.05, size=rows.shape)  # distinct rows, realistic ranges
-    rows.insert(0, "id", np.arange(n_rows))
-    rows.to_parquet(d / "tabular.parquet", index=False)
-    docs = [" ".join([texts[i], texts[i + 1]]) for i in range(n_texts)]  # ~10 words each
-    pd.DataFrame({"id": np.arange(n_texts), "text": docs}).to_parquet(d / "text.parquet")
+    rows.insert(0, "id", np.arange(n, dtype=np.int64))
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path,
+                   row_group_size=ROW_GROUP)  # fmt: skip
 
 
-def plain_loop(uri: str, path: Path, batch: int, repeats: int, params: dict) -> list[float]:
-    """The same pyfunc in one process, in batches; seconds per full pass (model loaded once)."""
-    import mlflow.pyfunc
+class Loop:
+    """The plain single-process loop over the same pyfunc (reading and writing Parquet too)."""
 
-    df = pd.read_parquet(path).drop(columns="id")
-    model = mlflow.pyfunc.load_model(uri)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(0, len(df), batch):
-            model.predict(df.iloc[i : i + batch], params=params or None)
-        times.append(time.perf_counter() - t0)
-    return times
+    def __init__(self, uri: str) -> None:
+        import mlflow.pyfunc
+
+        from batch.spark_types import arrow_fields
+        from explain.schema import COLUMNS
+
+        self.model = mlflow.pyfunc.load_model(uri)
+        self.fields = arrow_fields("tabular")[: len(COLUMNS)]
+
+    def run(self, src: Path, dst: Path) -> None:
+        table = pq.read_table(src)
+        ids = table.column("id")
+        x = table.drop(["id"]).to_pandas()
+        parts = [self.model.predict(x.iloc[i : i + BATCH]) for i in range(0, len(x), BATCH)]
+        out = pd.concat(parts, ignore_index=True)
+        arrays = [pa.array(out[f.name].tolist(), type=f.type) for f in self.fields]
+        status = pa.array(["ok"] * len(out), pa.string())
+        result = pa.Table.from_arrays(
+            [ids, *arrays, status], names=["id"] + [f.name for f in self.fields] + ["status"]
+        )
+        pq.write_table(result, dst)
 
 
-def spark_runs(model: str, path: Path, out: Path, repeats: int) -> tuple[float, list[float]]:
-    """The whole job (read, explain, write, check, commit) on the running local[2] session."""
+def spark_job(src: Path, dst: Path, phases: bool) -> float:
     from batch.job import JobSpec, run_job
 
-    times = []
-    for _ in range(repeats + 1):  # the first run is cold: Python workers start and load
-        res = run_job(JobSpec(model, str(path), str(out)), echo=lambda s: None)
-        times.append(res.seconds)
-    return times[0], times[1:]
+    t0 = time.monotonic()
+    echo = (lambda s: print(f"  +{time.monotonic() - t0:6.2f}s {s}")) if phases else (
+        lambda s: None)  # fmt: skip
+    return run_job(JobSpec(f"{MODEL}@champion", str(src), str(dst), ["id"]), echo=echo).seconds
 
 
-def spark_explain_only(model: str, path: Path, repeats: int) -> list[float]:
-    """Only the explain stage: same plan and partitions, into Spark's no-op sink."""
-    from pyspark.sql import SparkSession
-
-    from batch.frame import ExplainerInfo, plan
-    from explain.registry import resolve_explainer
-
-    spark = SparkSession.getActiveSession()
-    info = ExplainerInfo.load(resolve_explainer(model))
-    df = plan(spark.read.parquet(str(path)), info, ["id"], partitions=2)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        df.write.format("noop").mode("overwrite").save()
-        times.append(time.perf_counter() - t0)
-    return times
+def _flat(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    t = pq.read_table(path, columns=["id", column]).sort_by("id")
+    col = t.column(column).combine_chunks()
+    while pa.types.is_list(col.type):
+        col = pc.list_flatten(col)
+    return t.column("id").to_numpy(), col.to_numpy(zero_copy_only=False)
 
 
-def report(name: str, n: int, cold: float, job: list, only: list, plain: list) -> None:
-    j, e, p = (n / statistics.median(t) for t in (job, only, plain))
-    print(
-        f"{name:<28} {n:>6} rows | spark job {j:>8.1f} rows/s ({j / p:4.2f}x) | spark explain"
-        f" stage {e:>8.1f} rows/s ({e / p:4.2f}x) | plain loop {p:>8.1f} rows/s"
-        f" | cold job {n / cold:.1f} rows/s"
+def compare(n: int, loop_out: Path, job_out: Path) -> tuple[bool, str]:
+    ids_l, vals_l = _flat(loop_out, "values")
+    ids_j, vals_j = _flat(job_out, "values")
+    _, base_l = _flat(loop_out, "base_values")
+    _, base_j = _flat(job_out, "base_values")
+    same_ids = len(ids_j) == n and np.array_equal(ids_j, ids_l)
+    if not same_ids or vals_l.shape != vals_j.shape or base_l.shape != base_j.shape:
+        return False, f"rows out {len(ids_j)} vs rows in {n}: ids or shapes differ"
+    err = max(float(np.max(np.abs(vals_l - vals_j))), float(np.max(np.abs(base_l - base_j))))
+    ok = err <= TOL
+    return (
+        ok,
+        f"rows out {len(ids_j)} == rows in {n}, same ids; max |spark - loop| {err:.1e} "
+        f"({'<=' if ok else '>'} {TOL:g})",
     )
+
+
+def measure(d: Path, n: int, rounds: int, phases: bool) -> list[Row]:
+    from batch.session import start_session
+
+    x = setup_registry(d / "home")
+    src = d / "in.parquet"
+    make_input(x, n, src)
+    loop = Loop(f"models:/{MODEL}-explainer/1")
+    spark, ours = start_session("local[2]", {"spark.ui.enabled": "false"})
+    try:
+        t = time.perf_counter()
+        spark_job(src, d / "job-out", phases)  # cold: Python workers start and load
+        cold = time.perf_counter() - t
+        med = interleaved({"loop": lambda: loop.run(src, d / "loop-out.parquet"),
+                           "job": lambda: spark_job(src, d / "job-out", phases)},
+                          rounds=rounds)  # fmt: skip
+    finally:
+        if ours:
+            spark.stop()
+    ok, check = compare(n, d / "loop-out.parquet", d / "job-out")
+    ratio = med["loop"] / med["job"]
+    p6 = row("P6", f"Spark local[2] whole job / plain loop, {n} tree rows (loop time / job time)",
+             ratio, "x", ">= 1.6", ">= 1.85", check)  # fmt: skip
+    if not ok:
+        p6.met = p6.moon = False
+    what = f"{n} rows, median of {rounds}"
+    return [
+        p6,
+        row("P6-job-s", f"Spark job, warm, {what}", med["job"], "s", check=check),
+        row("P6-loop-s", f"plain loop, {what}", med["loop"], "s", check=check),
+        row(
+            "P6-cold-job-s",
+            f"first Spark job of the session (workers start), {n} rows",
+            cold,
+            "s",
+            check="same job",
+        ),  # fmt: skip
+    ]
+
+
+def run(quick: bool = False, rows: int | None = None, rounds: int | None = None,
+        phases: bool = False) -> list[Row]:  # fmt: skip
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    n = rows or (50_000 if quick else 200_000)
+    d = Path(tempfile.mkdtemp(prefix="eaas-bench-batch-"))
+    saved = {k: os.environ.get(k) for k in ("EAAS_HOME", "MLFLOW_TRACKING_URI")}
+    try:
+        return measure(d, n, rounds or (1 if quick else 3), phases)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=50_000)
-    ap.add_argument("--texts", type=int, default=500)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rows", type=int)
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--phases", action="store_true", help="print the job's phases with times")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="eaas-bench-") as tmp:
-        d = Path(tmp)
-        setup_registry(d / "home")
-        x, texts = register_models()
-        make_inputs(x, texts, a.rows, a.texts, d)
-        from batch.session import start_session
-
-        spark, _ = start_session("local[2]")
-        try:
-            results = []
-            for name, model, uri, batch, params, n in (
-                ("tree (breast cancer xgb)", "bench-cancer", "tabular", TAB_BATCH, {}, a.rows),
-                ("text (tiny BERT, 100 evals)", "bench-text", "text", TEXT_BATCH, {}, a.texts),
-            ):
-                path = d / f"{uri}.parquet"
-                spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
-                cold, warm = spark_runs(model, path, d / f"out-{uri}", a.repeats)
-                only = spark_explain_only(model, path, a.repeats)
-                plain = plain_loop(f"models:/{model}-explainer/1", path, batch, a.repeats, params)
-                results.append((name, n, cold, warm, only, plain))
-        finally:
-            spark.stop()
-        print(f"medians of {a.repeats} warm repeats; 1 numeric thread per worker; 2 cores")
-        for r in results:
-            report(*r)
+    print_rows(run(a.quick, a.rows, a.rounds, a.phases))
 
 
 if __name__ == "__main__":
