@@ -1,5 +1,5 @@
 """Explanation store on a real uvicorn with a real SQLite database: ids, reads, paging, retention,
-auth, the store down, replay (`verify`) for every fixture method, and the review pages."""
+auth, the store down, replay (`verify`) for every explainer method, and the review pages."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 MODELS = [*SERVED, "tiny-logistic@champion"]
 ROW = {"f0": 0.5, "f1": -1.0, "f2": 0.25, "f3": 1.5, "f4": -0.3}
 DAY_MS = 86_400_000
+ASIDE = {  # served name -> (copied source, build options): the methods the session does not build
+    "audit-mlp-partition": ("tiny-mlp", {"method": "partition", "max_evals": 40, "seed": 3,
+                                         "background_size": 10}),
+    "audit-mlp-kernel": ("tiny-mlp", {"method": "kernel", "max_evals": 20, "seed": 5,
+                                      "background_size": 10}),
+    "audit-bert-ig": ("tiny-bert", {"method": "integrated-gradients", "max_evals": 16}),
+}  # fmt: skip
 
 
 def rows(n: int, shift: float = 0.0) -> list[dict[str, float]]:
@@ -55,9 +62,26 @@ def db(tmp_path_factory) -> tuple[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def api(built, db) -> Iterator[httpx.Client]:
+def aside(models) -> dict[str, tuple[str, str]]:
+    """Name -> (served ref, explainer URI): a copy of tiny-mlp or tiny-bert version 1 under a name
+    of its own per method, so the fixtures' `eaas.explainer` tags and aliases stay as they are."""
+    from mlflow.tracking import MlflowClient
+
+    from explain.build import build_explainer
+
+    client, out = MlflowClient(), {}
+    for name, (source, options) in ASIDE.items():
+        mv = client.copy_model_version(f"models:/{source}/1", name)
+        res = build_explainer(f"models:/{name}/{mv.version}", **options)
+        out[name] = (f"{name}/{mv.version}", res.uri)
+    return out
+
+
+@pytest.fixture(scope="module")
+def api(built, aside, db) -> Iterator[httpx.Client]:
     url, _ = db
-    with live_server(models=MODELS, api_keys=[KEY], store_url=url,
+    served = [*MODELS, *(ref for ref, _ in aside.values())]
+    with live_server(models=served, api_keys=[KEY], store_url=url,
                      store_retention_days=30) as client:  # fmt: skip
         client.headers.update(AUTH)
         yield client
@@ -227,18 +251,27 @@ def test_store_off_gives_no_ids(built):
         assert client.get("/v1/explanations/" + "0" * 32).status_code == 404
 
 
-CASES = {  # model -> (instances, parameters): one per fixture method
-    "tiny-xgb": (rows(2, 0.7), {}),  # tree
-    "tiny-logistic": (rows(2, 0.9), {}),  # linear
-    "tiny-mlp": (rows(2, 1.1), {"seed": 7, "max_evals": 40}),  # permutation, sampled
-    "tiny-bert": (["the movie was great", "a dull and boring plot"], {"max_evals": 30}),  # text
+CASES = {  # model -> (method, instances, parameters): one per explainer method
+    "tiny-xgb": ("tree", rows(2, 0.7), {}),
+    "tiny-logistic": ("linear", rows(2, 0.9), {}),
+    "tiny-mlp": ("permutation", rows(2, 1.1), {"seed": 7, "max_evals": 40}),  # sampled
+    "audit-mlp-partition": ("partition", rows(2, 1.3), {"seed": 11}),
+    "audit-mlp-kernel": ("kernel", rows(2, 1.5), {"seed": 13}),  # sampled: 20 < 2**5 coalitions
+    "tiny-bert": ("text", ["the movie was great", "a dull and boring plot"], {"max_evals": 30}),
+    "audit-bert-ig": ("integrated-gradients", ["a great film", "boring"], {"max_evals": 12}),
 }
+
+
+def test_the_cases_cover_every_method():
+    from explain.engine import METHODS
+
+    assert sorted(method for method, _, _ in CASES.values()) == sorted(METHODS)
 
 
 @pytest.fixture(scope="module")
 def served_ids(api) -> dict[str, list[str]]:
     out = {}
-    for model, (instances, params) in CASES.items():
+    for model, (_, instances, params) in CASES.items():
         res = explain(api, model, instances, **params)
         out[model] = [e["id"] for e in res.json()["explanations"]]
         stored(api, out[model][-1])
@@ -246,13 +279,15 @@ def served_ids(api) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("model", list(CASES))
-def test_verify_recomputes_bit_for_bit_for_each_method(model, served_ids, db):
+def test_verify_recomputes_bit_for_bit_for_each_method(model, served_ids, db, api, built, aside):
     from api.audit.offline import verify
 
+    uris = {**built, **{name: uri for name, (_, uri) in aside.items()}}
     for id_ in served_ids[model]:
+        assert stored(api, id_)["explainer"]["method"] == CASES[model][0]
         verdict = verify(id_, url=db[0])
         assert verdict.identical, verdict.differences
-        assert verdict.explainer_uri == f"models:/{model}-explainer/1"
+        assert verdict.explainer_uri == uris[model]
 
 
 def test_verify_notices_a_changed_record(api, served_ids, db):
@@ -289,7 +324,7 @@ def test_cli_verify_and_export(served_ids, db, tmp_path):
     assert df["created_at"].is_monotonic_increasing
     row = df[df["id"] == id_].iloc[0]
     assert list(row["features"]) == list(ROW)
-    assert json.loads(row["input"]) == CASES["tiny-xgb"][0][0]
+    assert json.loads(row["input"]) == CASES["tiny-xgb"][1][0]
     from api.audit.offline import verify
     from explain.errors import NotFound
 
