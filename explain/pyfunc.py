@@ -46,7 +46,13 @@ def warm_up(engine: Engine) -> None:
         # the configured budget, not a minimal one: the first request then finds its array
         # sizes, the model's code paths and the numba kernels (tree) already warm
         evals = max(cfg.max_evals, 2 * len(cfg.features) + 1)
-        engine.explain(engine.source.input_example.head(1), {"max_evals": evals})
+        example = engine.source.input_example.head(1)
+        engine.explain(example, {"max_evals": evals})
+        # a client's frame has pandas' default string column labels, unlike the logged example
+        # read back by MLflow: warm that lookup path too (a first tree call after a load was
+        # seen spending ~9 ms in pandas' column lookup)
+        fresh = pd.DataFrame({str(c): example[c].to_numpy() for c in example.columns})
+        engine.explain(fresh, {"max_evals": evals})
 
 
 class ExplainerModel(mlflow.pyfunc.PythonModel):

@@ -222,70 +222,79 @@ def _leaf_direct(phi_row, d, feats, z, vals, a_mask, w, e, e2):
             phi_row[f, o] += coef * vals[o]
 
 
+@njit(cache=True, nogil=True)
+def _route(xs, i0, ni, in_feat, in_thr, in_mtype, in_dleft, in_slot, in_left, in_right,
+           viol_in, viol_leaf):
+    """One row through one tree: per leaf, the bits of the path features the row does not
+    follow (one comparison per internal node, preorder so parents come first)."""
+    viol_in[0] = 0
+    for a in range(ni):
+        g = i0 + a
+        v = viol_in[a]
+        bit = np.int64(1) << in_slot[g]
+        if _go_left(xs[in_feat[g]], in_thr[g], in_mtype[g], in_dleft[g]):
+            lv, rv = v, v | bit
+        else:
+            lv, rv = v | bit, v
+        c = in_left[g]
+        if c >= 0:
+            viol_in[c] = lv
+        else:
+            viol_leaf[-c - 1] = lv
+        c = in_right[g]
+        if c >= 0:
+            viol_in[c] = rv
+        else:
+            viol_leaf[-c - 1] = rv
+
+
+@njit(cache=True, nogil=True)
+def _add_leaves(phi_s, l0, nl, viol_leaf, leaf_d, leaf_feat, leaf_z, leaf_r, leaf_val,
+                leaf_tab, table, w, e, e2):
+    """Every leaf's Shapley values for one row, from its table (or the run-time formula)."""
+    n_out = leaf_val.shape[1]
+    for b in range(nl):
+        li = l0 + b
+        d = leaf_d[li]
+        a_mask = ((np.int64(1) << d) - 1) & ~viol_leaf[b]
+        off = leaf_tab[li]
+        if off < 0:
+            _leaf_direct(phi_s, d, leaf_feat[li], leaf_z[li], leaf_val[li], a_mask, w, e, e2)
+            continue
+        k_a = table[off + a_mask]
+        for j in range(d):
+            bit = np.int64(1) << j
+            if a_mask & bit:
+                coef = leaf_r[li, j] * table[off + (a_mask ^ bit)]
+            else:
+                coef = -k_a
+            f = leaf_feat[li, j]
+            for o in range(n_out):
+                phi_s[f, o] += coef * leaf_val[li, o]
+
+
 @njit(cache=True, nogil=True)  # pure: service threads may explain at the same time
 def explain_batch(x, phi, in_start, leaf_start, in_feat, in_thr, in_mtype, in_dleft, in_slot,
                   in_left, in_right, leaf_d, leaf_feat, leaf_z, leaf_r, leaf_val, leaf_tab,
                   table, w):
     """Add every tree's Shapley values for every row of x into phi (rows, features, outputs).
     Trees outside, rows inside: a tree's nodes and tables stay in cache for the whole batch."""
-    n = x.shape[0]
-    n_out = leaf_val.shape[1]
-    max_in = 1
-    max_leaf = 1
-    for t in range(len(in_start) - 1):
+    n_trees = len(in_start) - 1
+    max_in, max_leaf = 1, 1
+    for t in range(n_trees):
         max_in = max(max_in, in_start[t + 1] - in_start[t])
         max_leaf = max(max_leaf, leaf_start[t + 1] - leaf_start[t])
     viol_in = np.zeros(max_in, np.int64)
     viol_leaf = np.zeros(max_leaf, np.int64)
     e = np.zeros(w.shape[0] + 1)
     e2 = np.zeros(w.shape[0] + 1)
-    for t in range(len(in_start) - 1):
-        i0 = in_start[t]
-        ni = in_start[t + 1] - i0
-        l0 = leaf_start[t]
-        nl = leaf_start[t + 1] - l0
+    for t in range(n_trees):
+        i0, ni = in_start[t], in_start[t + 1] - in_start[t]
+        l0, nl = leaf_start[t], leaf_start[t + 1] - leaf_start[t]
         if ni == 0:
             continue  # a stump moves only the base value
-        for s in range(n):
-            xs = x[s]
-            viol_in[0] = 0
-            for a in range(ni):
-                g = i0 + a
-                v = viol_in[a]
-                bit = np.int64(1) << in_slot[g]
-                if _go_left(xs[in_feat[g]], in_thr[g], in_mtype[g], in_dleft[g]):
-                    lv = v
-                    rv = v | bit
-                else:
-                    lv = v | bit
-                    rv = v
-                c = in_left[g]
-                if c >= 0:
-                    viol_in[c] = lv
-                else:
-                    viol_leaf[-c - 1] = lv
-                c = in_right[g]
-                if c >= 0:
-                    viol_in[c] = rv
-                else:
-                    viol_leaf[-c - 1] = rv
-            phi_s = phi[s]
-            for b in range(nl):
-                li = l0 + b
-                d = leaf_d[li]
-                a_mask = ((np.int64(1) << d) - 1) & ~viol_leaf[b]
-                off = leaf_tab[li]
-                if off < 0:
-                    _leaf_direct(phi_s, d, leaf_feat[li], leaf_z[li], leaf_val[li], a_mask, w,
-                                 e, e2)
-                    continue
-                k_a = table[off + a_mask]
-                for j in range(d):
-                    bit = np.int64(1) << j
-                    if a_mask & bit:
-                        coef = leaf_r[li, j] * table[off + (a_mask ^ bit)]
-                    else:
-                        coef = -k_a
-                    f = leaf_feat[li, j]
-                    for o in range(n_out):
-                        phi_s[f, o] += coef * leaf_val[li, o]
+        for s in range(x.shape[0]):
+            _route(x[s], i0, ni, in_feat, in_thr, in_mtype, in_dleft, in_slot, in_left,
+                   in_right, viol_in, viol_leaf)
+            _add_leaves(phi[s], l0, nl, viol_leaf, leaf_d, leaf_feat, leaf_z, leaf_r,
+                        leaf_val, leaf_tab, table, w, e, e2)
