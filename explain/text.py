@@ -58,12 +58,17 @@ class TextPartitionMethod:
     exact = False
     output_space = "probability"
     reentrant = True
+    # shap's Partition with both contexts expands four children per node and needs thousands of
+    # evaluations; one context (the rest masked) converges at 2 per word, and masked runs then
+    # collapse to one mask token, so most evaluations are short texts (docs/text.md)
+    context: int | None = 0
 
     def __init__(self, source: SourceModel, background: Any = None) -> None:
         check_text_model(source, "text")
         self.source = source
         device = resolve_device(core_settings().device)
         self.fn = TextForward(source.model, source.components["tokenizer"], device)
+        self.fn.collapse = True
 
     def explain(self, texts: list[str], params: Params, stop: Stop | None = None) -> Explanations:
         k = self.fn.n_classes
@@ -101,7 +106,8 @@ class TextPartitionMethod:
         masker = _MaskMasker(_LayoutWords(lay), mask_token="[MASK]", collapse_mask_token=False)
         explainer = shap.PartitionExplainer(f, masker)
         evals = partition_evals(params.max_evals, len(lay.spans))
-        sv = explainer([lay.text], max_evals=evals, batch_size=self.fn.batch_size, silent=True)
+        sv = explainer([lay.text], max_evals=evals, batch_size=self.fn.batch_size, silent=True,
+                       fixed_context=self.context)
         v = np.asarray(sv.values[0], dtype=float)
         b = np.asarray(sv.base_values[0], dtype=float)
         if binary:

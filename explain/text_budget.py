@@ -4,5 +4,11 @@ from __future__ import annotations
 
 
 def partition_evals(max_evals: int, n_words: int) -> int:
-    """Evaluations for shap's Partition explainer on `n_words` players."""
-    return max(int(max_evals), 2)
+    """Evaluations for shap's Partition explainer (one fixed context) on `n_words` players.
+
+    The word hierarchy is fully expanded at 2 evaluations per internal node (2 (n - 1)), plus
+    the full and the empty text: the result is then exact for the method and does not degrade
+    with length, so the budget grows with the text; `max_evals` is a floor. A larger
+    `max_evals` changes nothing once the hierarchy is expanded.
+    """
+    return max(int(max_evals), 2 * n_words + 2)

@@ -70,15 +70,20 @@ class TextForward:
             self.mask_id = tokenizer("...", add_special_tokens=False)["input_ids"][0]
         self.pad_id = tokenizer.pad_token_id or 0
         self.calls = 0  # forward batches run (tests count them)
+        self.collapse = False  # one mask token per run of masked words instead of per word
 
     def sequence(self, layout: Layout, window: tuple[int, int], keep: Sequence[bool]) -> list[int]:
-        """Ids of one window with the words not kept replaced by one mask token each."""
+        """Ids of one window, each word not kept replaced by a mask token (one per run of
+        masked words when `collapse`)."""
         ids = list(self.prefix)
+        run = False  # inside a run of masked words
         for j in range(window[0], window[1]):
             if keep[j]:
                 ids += layout.pieces[j]
-            else:
+                run = False
+            elif not (run and self.collapse):
                 ids.append(self.mask_id)
+                run = True
         return ids[: len(self.prefix) + self.budget] + self.suffix
 
     @torch.inference_mode()

@@ -72,7 +72,8 @@ def test_window_attributes_every_word_and_adds_up_to_the_windows_mean(tiny):
     assert np.abs(np.array(r["prediction"]) - mean).max() < 1e-6
     assert r["additivity_error"] < 1e-6
     values = np.array(r["values"])
-    assert values[1][-1] == values[1].max() > 0  # "great" at the end pushes toward positive
+    # "great", past the model's 62 words, is attributed and among the top 10% toward positive
+    assert values[1][-1] > 0.05 and (values[1] < values[1][-1]).mean() > 0.9
     assert np.allclose(values[0], -values[1], atol=1e-12)
 
 
@@ -82,9 +83,13 @@ def test_masked_ids_are_what_the_tokenizer_makes_of_the_masked_string(tiny):
     text = "the acting , really great ! a boring plot xyzzy ."
     lay = make_layout(text, tok, m.fn.budget, "truncate")
     rng = np.random.default_rng(0)
-    for keep in rng.random((20, len(lay.spans))) < 0.5:
-        masked = " ".join(w if k else "[MASK]" for w, k in zip(lay.words, keep, strict=True))
-        assert m.fn.sequence(lay, lay.windows[0], keep) == tok(masked)["input_ids"]
+    for collapse in (False, True):  # one mask token per masked word, or per run of them
+        m.fn.collapse = collapse
+        for keep in rng.random((20, len(lay.spans))) < 0.5:
+            words = [w if k else "[MASK]" for w, k in zip(lay.words, keep, strict=True)]
+            if collapse:
+                words = [w for i, w in enumerate(words) if w != "[MASK]" or keep[i - 1] or i == 0]
+            assert m.fn.sequence(lay, lay.windows[0], keep) == tok(" ".join(words))["input_ids"]
 
 
 @pytest.mark.parametrize("method", ["text", "integrated-gradients"])
