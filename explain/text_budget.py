@@ -12,3 +12,16 @@ def partition_evals(max_evals: int, n_words: int) -> int:
     `max_evals` changes nothing once the hierarchy is expanded.
     """
     return max(int(max_evals), 2 * n_words + 2)
+
+
+def request_cost(method: str, texts: list[str], max_evals: int) -> int:
+    """Estimated work of explaining `texts`: words x evaluations, summed over the texts (the
+    cost of one evaluation grows with the words it holds)."""
+    from explain.text_windows import word_spans
+
+    total = 0
+    for t in texts:
+        n = len(word_spans(t))
+        evals = partition_evals(max_evals, n) if method == "text" else max(2, int(max_evals))
+        total += n * evals
+    return total
