@@ -15,8 +15,9 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from explain import plots
-from explain.engine import Engine, choose_method
+from explain.engine import Engine, ExplainerConfig, choose_method
 from explain.errors import BadRequest, InvalidInput, MissingBackground
+from explain.quiet import quiet_notices
 from explain.registry import ModelRef, parse_model_uri, resolve_version, use_experiment
 from explain.schema import signature
 from explain.settings import core_settings
@@ -174,17 +175,22 @@ def _log_and_register(
             }
         )
         _log_charts(engine, bg)
-        info = mlflow.pyfunc.log_model(
-            name="explainer",
-            python_model=str(CODE_FILE),
-            artifacts=artifacts,
-            signature=signature(cfg.kind, cfg.max_evals, cfg.seed, cfg.long_text),
-            pip_requirements=[f"{k}=={v}" for k, v in cfg.versions.items()],
-            metadata={"eaas": cfg.to_dict()},
-            registered_model_name=name,
-        )
+        with quiet_notices():
+            info = _log_model(cfg, artifacts, name)
     return BuildResult(
         name, str(info.registered_model_version), cfg.method, cfg.output_space, run.info.run_id
+    )
+
+
+def _log_model(cfg: ExplainerConfig, artifacts: dict, name: str):
+    return mlflow.pyfunc.log_model(
+        name="explainer",
+        python_model=str(CODE_FILE),
+        artifacts=artifacts,
+        signature=signature(cfg.kind, cfg.max_evals, cfg.seed, cfg.long_text),
+        pip_requirements=[f"{k}=={v}" for k, v in cfg.versions.items()],
+        metadata={"eaas": cfg.to_dict()},
+        registered_model_name=name,
     )
 
 
