@@ -132,7 +132,8 @@ def _write(
     (out_dir / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
     title = f"SHAP report · {target.source.name} v{target.source.version}"
     figures = _figures(out_dir, cfg, ok, {k: v for k, v in imp.items() if k in shown}, title)
-    content = Content(title, cfg.kind, out_dir, prov, imp, figures)
+    # the page shows the shown outputs; the JSON and CSV above keep every output
+    content = Content(title, cfg.kind, out_dir, prov, {o: imp[o] for o in shown}, figures)
     if cfg.kind == "text":
         content.tokens = _tokens(out_dir, cfg, ok, content.figures, shown, words)
         content.push_labels = {o: agg.push_labels(cfg.output_names, o) for o in shown}

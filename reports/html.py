@@ -96,7 +96,7 @@ def _fmt(v: Any) -> str:
 
 
 def _importance(c: Content) -> str:
-    unit = "feature" if c.kind == "tabular" else "token"
+    unit = "feature" if c.kind == "tabular" else "word"
     space = escape(space_label(c.provenance["explainer"]["output_space"]))
     parts = [
         "<section><h2>Global importance</h2>",
@@ -154,7 +154,7 @@ def _examples(c: Content) -> str:
     if not c.examples:
         return ""
     out = [
-        "<h3>Examples</h3><p>Red tokens push the named output up, blue push it down; "
+        "<h3>Examples</h3><p>Red words push the named output up, blue push it down; "
         "the stronger the colour, the larger the value.</p>"
     ]
     for ex in c.examples:
