@@ -19,11 +19,11 @@ POSITIONS = 64  # the fixture's max_position_embeddings: 62 word tokens + [CLS] 
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    bert, tok = fx.train_tiny_bert()
+def tiny(models):
+    """The session's tiny BERT (trained once for the whole suite), as a source model."""
     return SourceModel(
-        "transformers", bert, "text", ["text"], ["negative", "positive"], True,
-        components={"tokenizer": tok},
+        "transformers", models.bert, "text", ["text"], ["negative", "positive"], True,
+        components={"tokenizer": models.tokenizer},
     )
 
 
