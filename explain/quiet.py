@@ -2,6 +2,7 @@
 
 - MLflow's model-card and licence lookups on the Hugging Face hub for a local model;
 - MLflow's "running model prediction to infer the signature" and input-example hints;
+- transformers' load report when a fine-tuning run starts from an encoder without its head;
 - PySpark's notice that it does not fully support pandas 3 (eaas's Spark path is tested on it).
 """
 
@@ -12,7 +13,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-LOGGERS = ("mlflow.transformers", "mlflow.transformers.signature", "mlflow.models.model")
+LOGGERS = (
+    "mlflow.transformers",
+    "mlflow.transformers.signature",
+    "mlflow.models.model",
+    "transformers.utils.loading_report",  # fine-tuning's expected "head newly initialized"
+)
 MESSAGES = (
     r".*An input example was not provided",
     r"Hint: Inferred schema contains integer",
