@@ -13,12 +13,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-LOGGERS = (
-    "mlflow.transformers",
-    "mlflow.transformers.signature",
-    "mlflow.models.model",
-    "transformers.utils.loading_report",  # fine-tuning's expected "head newly initialized"
-)
+LOGGERS = ("mlflow.transformers", "mlflow.transformers.signature", "mlflow.models.model")
+# fine-tuning starts from an encoder without its head: the "newly initialized" report is expected
+REPORTS = {"transformers.modeling_utils": "LOAD REPORT"}
 MESSAGES = (
     r".*An input example was not provided",
     r"Hint: Inferred schema contains integer",
@@ -27,22 +24,28 @@ MESSAGES = (
 
 
 class _Drop(logging.Filter):
+    def __init__(self, containing: str | None = None) -> None:
+        super().__init__()
+        self.containing = containing
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.containing is not None:  # drop only the matching records
+            return self.containing not in record.getMessage()
         return record.levelno >= logging.ERROR
 
 
 @contextmanager
 def quiet_notices() -> Iterator[None]:
     """Within the block: the loggers above show errors only; the warnings above are dropped."""
-    drop = _Drop()
-    loggers = [logging.getLogger(n) for n in LOGGERS]
-    for lg in loggers:
-        lg.addFilter(drop)
+    filters = [(logging.getLogger(n), _Drop()) for n in LOGGERS]
+    filters += [(logging.getLogger(n), _Drop(text)) for n, text in REPORTS.items()]
+    for lg, f in filters:
+        lg.addFilter(f)
     try:
         with warnings.catch_warnings():
             for msg in MESSAGES:
                 warnings.filterwarnings("ignore", message=msg)
             yield
     finally:
-        for lg in loggers:
-            lg.removeFilter(drop)
+        for lg, f in filters:
+            lg.removeFilter(f)
