@@ -135,12 +135,12 @@ def _tokens(c: Content) -> str:
         up, down = c.push_labels.get(o, ("pushes up", "pushes down"))
         parts.append(f"<h3>output '{escape(o)}'</h3><div class='row'>")
         for side, label in (("positive", up), ("negative", down)):
-            df = eff[side].reset_index(names="token")
+            df = eff[side].reset_index(names="word")
             cls = "up" if side == "positive" else "down"
             parts.append(f"<div><b class='{cls}'>{escape(label)}</b>")
             parts.append(
                 _table(
-                    df, {"token": "token", "mean": "mean SHAP", "count": "count"}, {"mean", "count"}
+                    df, {"word": "word", "mean": "mean SHAP", "count": "count"}, {"mean", "count"}
                 )
                 + "</div>"
             )
