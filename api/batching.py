@@ -20,10 +20,13 @@ import numpy as np
 import pandas as pd
 from cachetools import LRUCache
 
-from api.errors import Unavailable
+from api.errors import PayloadTooLarge, Unavailable
 from api.metrics import Metrics
 from api.settings import ServeSettings
 from api.store import Loaded
+from explain.errors import Stopped
+from explain.text_budget import request_cost
+from explain.validation import check_params
 
 log = logging.getLogger("eaas.api")
 Item = tuple[list[Any], asyncio.Future]
@@ -33,7 +36,7 @@ def _digest(instance: Any) -> str:
     return hashlib.sha256(json.dumps(instance, sort_keys=True).encode()).hexdigest()
 
 
-CHUNK = 4  # instances between two checks for abandoned work
+CHUNK = 4  # tabular instances between two checks for abandoned work (text: one, and within)
 
 
 class Abandoned(Exception):
@@ -49,7 +52,8 @@ def run_engine(
     """The same engine call the pyfunc's predict makes; one dict per instance.
 
     Runs in chunks so that timed-out work stops within a chunk instead of holding a thread;
-    results do not depend on chunking (rows are explained independently of their batch).
+    text explanations also poll `abandoned` before every model forward batch. Results do not
+    depend on chunking (rows are explained independently of their batch).
     """
     cfg = loaded.engine.config
     if cfg.kind == "text":
@@ -57,11 +61,17 @@ def run_engine(
     else:  # validated numbers or None (-> NaN); one array, not a record-by-record frame
         rows = [[inst.get(f) for f in cfg.features] for inst in instances]
         df = pd.DataFrame(np.array(rows, dtype=float), columns=cfg.features)
+    chunk = 1 if cfg.kind == "text" else CHUNK
     records: list[dict] = []
-    for start in range(0, len(df), CHUNK):
+    for start in range(0, len(df), chunk):
         if abandoned():
             raise Abandoned()
-        records += loaded.engine.explain_records(df.iloc[start : start + CHUNK], params)
+        try:
+            records += loaded.engine.explain_records(
+                df.iloc[start : start + chunk], params, stop=abandoned
+            )
+        except Stopped:
+            raise Abandoned() from None
     if cfg.kind == "tabular":  # JSON has no NaN: a missing input value goes back as null
         for r in records:
             r["data"] = [None if v != v else v for v in r["data"]]
@@ -75,7 +85,9 @@ class Batcher:
         self.owner, self.loaded, self.params = owner, loaded, params
         self.items: list[Item] = []
         self.draining = False
-        self.slot = owner.engine_slot(loaded.key)
+        self.slot = owner.engine_slot(
+            loaded.key, getattr(loaded.engine.impl, "reentrant", False)
+        )
 
     async def submit(self, instances: list[Any]) -> list[dict]:
         fut = asyncio.get_running_loop().create_future()
@@ -171,15 +183,33 @@ class Executor:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, run_engine, loaded, rows, params, abandoned)
 
-    def engine_slot(self, key: str) -> asyncio.Semaphore:
-        """One running batch per explainer; the pool bounds threads across explainers."""
-        return self.slots.setdefault(key, asyncio.Semaphore(1))
+    def engine_slot(self, key: str, reentrant: bool = False) -> asyncio.Semaphore:
+        """One running batch per explainer, or one per executor thread for a re-entrant (text)
+        engine: a light request then runs beside a heavy one instead of waiting behind it.
+        The pool bounds threads across explainers."""
+        n = self.settings.executor_threads if reentrant else 1
+        return self.slots.setdefault(key, asyncio.Semaphore(n))
+
+    def check_cost(self, loaded: Loaded, instances: list[Any], params: dict) -> None:
+        """Refuse (413) a text request whose words x evaluations could never finish in the
+        time budget, before any work starts."""
+        limit, cfg = self.settings.max_request_cost, loaded.engine.config
+        if not limit or cfg.kind != "text":
+            return
+        p = check_params(params, cfg.defaults)
+        cost = request_cost(cfg.method, [str(x) for x in instances], p.max_evals)
+        if cost > limit:
+            raise PayloadTooLarge(
+                f"instances: estimated cost {cost} (words x evaluations) is over the limit "
+                f"max_request_cost={limit} (EAAS_MAX_REQUEST_COST)"
+            )
 
     def release(self, n: int) -> None:
         self.pending -= n
         self.metrics.queue.set(self.pending)
 
     async def explain(self, loaded: Loaded, instances: list[Any], params: dict) -> list[dict]:
+        self.check_cost(loaded, instances, params)
         pkey = json.dumps(params, sort_keys=True)
         keys = [(loaded.key, pkey, _digest(x)) for x in instances]
         out: list[dict | None] = [

@@ -33,6 +33,13 @@ class ServeSettings(CoreSettings):
     max_instances: int = Field(default=256, description="Most instances per request (413 above).")
     max_text_chars: int = Field(default=5000, description="Longest text instance (413 above).")
     max_evals_limit: int = Field(default=20000, description="Largest max_evals a request may ask.")
+    max_request_cost: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Largest estimated cost of a text request, words x evaluations summed over "
+        "its texts (413 above, before any work starts; 0: no limit). About 60 s of MiniLM work "
+        "on one core: more could never finish in the default time budget.",
+    )
     timeout_s: float = Field(default=30.0, description="Time budget of a request (504 above).")
     cache_size: int = Field(
         default=4096, description="LRU entries of explained instances (0: off)."

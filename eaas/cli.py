@@ -162,11 +162,20 @@ def report(
     sample: int = typer.Option(200, help="Rows sampled from --data (and for --compare)"),
     output: str = typer.Option(None, help="Folder [default: EAAS_HOME/reports/NAME-VERSION-TIME]"),
     compare: str = typer.Option(None, help="Version to compare with, e.g. NAME/VERSION"),
+    min_count: int = typer.Option(3, help="Text: occurrences a word needs to be ranked"),
+    include_stopwords: bool = typer.Option(
+        False, help="Text: rank stop-words and punctuation too (always kept in the data)"
+    ),
+    all_outputs: bool = typer.Option(
+        False, help="Text: show both outputs of a 2-class model (the first mirrors the second)"
+    ),
 ) -> None:
     """SHAP report logged to MLflow and attached to the model version; prints its path last."""
     from reports import build_report
+    from reports.aggregate import WordOptions
 
-    res = _run(build_report, model, explanations, data, sample, output, compare)
+    words = WordOptions(min_count, include_stopwords, all_outputs)
+    res = _run(build_report, model, explanations, data, sample, output, compare, words)
     typer.echo(f"run_id={res.run_id} report_uri={res.report_uri}")
     typer.echo(str(res.report_path))
 

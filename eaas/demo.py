@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from explain.build import build_explainer
+from explain.quiet import quiet_notices
 from explain.registry import configure, use_experiment
 from explain.settings import core_settings
 
@@ -113,7 +114,7 @@ def _ensure(client: MlflowClient, name: str, retrain: bool, train) -> str:
         print(f"{name}: reusing registered version {version} (@{ALIAS})")
         return version
     use_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=name):
+    with mlflow.start_run(run_name=name), quiet_notices():
         train()
     version = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     client.set_registered_model_alias(name, ALIAS, version.version)
@@ -129,12 +130,13 @@ def write_samples(x: pd.DataFrame) -> None:
         demo_dir() / "breast_cancer_sample.parquet", index=False
     )
     _, test = load_snippets()
-    test[["text"]].sample(50, random_state=1).reset_index(drop=True).to_parquet(
+    test[["text"]].sample(250, random_state=1).reset_index(drop=True).to_parquet(
         demo_dir() / "sentiment_sample.parquet", index=False
     )
 
 
-REPORT_SAMPLES = {"breast-cancer": 200, "breast-cancer-mlp": 100, "sentiment": 20}
+# the sentiment report explains 200 held-out reviews (movies never seen in training)
+REPORT_SAMPLES = {"breast-cancer": 200, "breast-cancer-mlp": 100, "sentiment": 200}
 
 
 def _report(client: MlflowClient, name: str, retrain: bool) -> None:
@@ -148,7 +150,10 @@ def _report(client: MlflowClient, name: str, retrain: bool) -> None:
     data = demo_dir() / (
         "sentiment_sample.parquet" if name == "sentiment" else "breast_cancer_sample.parquet"
     )
-    res = build_report(model=f"{name}@{ALIAS}", data=data, sample=REPORT_SAMPLES[name])
+    t0 = time.monotonic()
+    with quiet_notices():
+        res = build_report(model=f"{name}@{ALIAS}", data=data, sample=REPORT_SAMPLES[name])
+    print(f"{name}: report on {REPORT_SAMPLES[name]} rows in {time.monotonic() - t0:.0f} s")
     print(f"{name}: report {res.report_path}")
 
 

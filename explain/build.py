@@ -15,8 +15,9 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from explain import plots
-from explain.engine import Engine, choose_method
-from explain.errors import BadRequest, InvalidInput
+from explain.engine import Engine, ExplainerConfig, choose_method
+from explain.errors import BadRequest, InvalidInput, MissingBackground
+from explain.quiet import quiet_notices
 from explain.registry import ModelRef, parse_model_uri, resolve_version, use_experiment
 from explain.schema import signature
 from explain.settings import core_settings
@@ -42,6 +43,7 @@ PACKAGES = (
     "pydantic-settings",
 )
 N_EXAMPLES = 3
+TEXT_CHART_ROWS = 20  # texts explained for a text explainer's charts (each a full explanation)
 
 
 @dataclass
@@ -126,6 +128,13 @@ def build_explainer(
         source = load_source(src_dir)
         method = choose_method(source, method)
         bg = select_background(source, background, background_size, p.seed)
+        if source.kind == "text" and (bg is None or len(bg) == 0):
+            raise MissingBackground(
+                "background: a text explainer needs example texts for its charts and the model "
+                "has no input example; pass --background PATH (CSV or Parquet with a 'text' "
+                "column)",
+                field="background",
+            )
         config = {
             "max_evals": p.max_evals,
             "seed": p.seed,
@@ -166,17 +175,22 @@ def _log_and_register(
             }
         )
         _log_charts(engine, bg)
-        info = mlflow.pyfunc.log_model(
-            name="explainer",
-            python_model=str(CODE_FILE),
-            artifacts=artifacts,
-            signature=signature(cfg.kind, cfg.max_evals, cfg.seed, cfg.long_text),
-            pip_requirements=[f"{k}=={v}" for k, v in cfg.versions.items()],
-            metadata={"eaas": cfg.to_dict()},
-            registered_model_name=name,
-        )
+        with quiet_notices():
+            info = _log_model(cfg, artifacts, name)
     return BuildResult(
         name, str(info.registered_model_version), cfg.method, cfg.output_space, run.info.run_id
+    )
+
+
+def _log_model(cfg: ExplainerConfig, artifacts: dict, name: str):
+    return mlflow.pyfunc.log_model(
+        name="explainer",
+        python_model=str(CODE_FILE),
+        artifacts=artifacts,
+        signature=signature(cfg.kind, cfg.max_evals, cfg.seed, cfg.long_text),
+        pip_requirements=[f"{k}=={v}" for k, v in cfg.versions.items()],
+        metadata={"eaas": cfg.to_dict()},
+        registered_model_name=name,
     )
 
 
@@ -186,6 +200,8 @@ def _log_charts(engine: Engine, bg: pd.DataFrame | None) -> None:
         log.warning("no background or example data: bar charts are not logged")
         return
     cfg = engine.config
+    if cfg.kind == "text":
+        bg = bg.head(TEXT_CHART_ROWS)
     frame = engine.explain(bg)
     mlflow.log_metric("max_additivity_error", float(frame["additivity_error"].max()))
     title = f"{cfg.source_name} v{cfg.source_version} · {cfg.method} explainer"

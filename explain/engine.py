@@ -77,7 +77,8 @@ class Engine:
     ) -> None:
         self.source = source
         # shap explainers and maskers keep per-call state, and sampled methods reseed numpy's
-        # global generator: one explanation at a time per engine, whatever thread asks
+        # global generator: one explanation at a time per engine, whatever thread asks (text
+        # methods build their explainer per call and are re-entrant: no lock)
         self._lock = threading.Lock()
         if source.kind == "text":
             self.impl = make_text(method, source)
@@ -115,9 +116,9 @@ class Engine:
             data = check_text_input(df)
         else:
             data = check_tabular_input(df, self.source.feature_names, self.source.accepts_nan)
-        with self._lock:
-            if self.source.kind == "text":
-                out = self.impl.explain(data, p, stop)
-            else:
+        if getattr(self.impl, "reentrant", False):  # text methods keep their state per call
+            out = self.impl.explain(data, p, stop)
+        else:
+            with self._lock:
                 out = self.impl.explain(data, p.max_evals, p.seed)
         return out.to_records()

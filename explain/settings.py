@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,11 @@ class CoreSettings(BaseSettings):
         default=500, ge=1, description="Default evaluation budget of sampled methods."
     )
     default_seed: int = Field(default=0, description="Default seed of sampled methods.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="Where text models and integrated gradients run: auto (CUDA when "
+        "available, else CPU), cpu, or cuda (an error when no CUDA device is available).",
+    )
 
     @property
     def home_dir(self) -> Path:

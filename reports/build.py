@@ -54,6 +54,7 @@ def build_report(
     sample: int = 200,
     output: str | Path | None = None,
     compare: str | None = None,
+    words: agg.WordOptions | None = None,
 ) -> ReportResult:
     """Report on `model` (NAME, NAME@alias, NAME/version) from batch output or a data sample."""
     if (explanations is None) == (data is None):
@@ -72,7 +73,7 @@ def build_report(
     use_experiment(EXPERIMENT)
     src = target.source
     with mlflow.start_run(run_name=f"report {src.name} v{src.version}") as run:
-        imp = _write(out_dir, target, cfg, inp, cmp, run.info.run_id)
+        imp = _write(out_dir, target, cfg, inp, cmp, run.info.run_id, words or agg.WordOptions())
         _log_run(target, inp, compare)
         mlflow.log_artifacts(str(out_dir))
         uri = mlflow.get_artifact_uri("report.html")
@@ -114,10 +115,15 @@ def _write(
     inp: ReportInput,
     cmp: dict | None,
     run_id: str,
+    words: agg.WordOptions,
 ) -> dict[str, pd.Series]:
     """Every file of the report into `out_dir`; returns the global importances."""
     ok = inp.ok
-    imp = agg.global_importance(ok)
+    if cfg.kind == "text":  # case-folded words with a minimum count, stop-words not ranked
+        imp = agg.word_importance(ok, cfg.output_names, words)
+    else:
+        imp = agg.global_importance(ok)
+    shown = agg.shown_outputs(cfg.output_names, cfg.kind, words)
     (out_dir / "global_importance.json").write_text(json.dumps(agg.importance_json(imp), indent=1))
     agg.importance_table(imp).to_csv(out_dir / "global_importance.csv", index=False)
     prov = provenance(target, cfg, inp, run_id)
@@ -125,9 +131,12 @@ def _write(
         prov["compare"] = {k: cmp[k] for k in ("label", "explainer", "rows")}
     (out_dir / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
     title = f"SHAP report · {target.source.name} v{target.source.version}"
-    content = Content(title, cfg.kind, out_dir, prov, imp, _figures(out_dir, cfg, ok, imp, title))
+    figures = _figures(out_dir, cfg, ok, {k: v for k, v in imp.items() if k in shown}, title)
+    # the page shows the shown outputs; the JSON and CSV above keep every output
+    content = Content(title, cfg.kind, out_dir, prov, {o: imp[o] for o in shown}, figures)
     if cfg.kind == "text":
-        content.tokens = _tokens(out_dir, cfg, ok, content.figures)
+        content.tokens = _tokens(out_dir, cfg, ok, content.figures, shown, words)
+        content.push_labels = {o: agg.push_labels(cfg.output_names, o) for o in shown}
         content.examples = _examples(ok, cfg)
     if cmp:
         content.compare = cmp
@@ -144,7 +153,8 @@ def _figures(
     out_dir: Path, cfg: ExplainerConfig, ok: pd.DataFrame, imp: dict[str, pd.Series], title: str
 ) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {"importance": [], "beeswarm": []}
-    for o, (name, series) in enumerate(list(imp.items())[:MAX_OUTPUTS]):
+    for name, series in list(imp.items())[:MAX_OUTPUTS]:
+        o = cfg.output_names.index(name)
         fig = figs.importance_bar(series, name, cfg.output_space, title)
         png = figs.save(fig, out_dir, f"global_importance_{figs.slug(name)}.png")
         out["importance"].append((f"global importance, output '{name}'", png))
@@ -158,13 +168,16 @@ def _figures(
 
 
 def _tokens(
-    out_dir: Path, cfg: ExplainerConfig, ok: pd.DataFrame, figures: dict
+    out_dir: Path, cfg: ExplainerConfig, ok: pd.DataFrame, figures: dict, shown: list[str],
+    words: agg.WordOptions,
 ) -> dict[str, dict[str, pd.DataFrame]]:
     tokens, figures["tokens"] = {}, []
-    for o, name in enumerate(cfg.output_names[:MAX_OUTPUTS]):
-        tokens[name] = agg.token_effects(ok, o)
+    for name in shown[:MAX_OUTPUTS]:
+        tokens[name] = agg.token_effects(ok, cfg.output_names.index(name), opts=words)
+        labels = agg.push_labels(cfg.output_names, name)
         png = figs.save(
-            figs.token_bar(tokens[name], name), out_dir, f"tokens_{figs.slug(name)}.png"
+            figs.token_bar(tokens[name], name, labels), out_dir,
+            f"tokens_{figs.slug(name)}.png",
         )
         figures["tokens"].append((f"top tokens, output '{name}'", png))
     return tokens

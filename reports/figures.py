@@ -61,8 +61,11 @@ def prediction_hist(pred: np.ndarray, outputs: list[str], space: str) -> Figure:
     return fig
 
 
-def token_bar(effects: dict[str, pd.DataFrame], output: str) -> Figure:
-    """Top tokens pushing one output up (red) and down (blue): mean signed SHAP value."""
+def token_bar(
+    effects: dict[str, pd.DataFrame], output: str,
+    labels: tuple[str, str] = ("pushes up", "pushes down"),
+) -> Figure:
+    """Top words pushing one output up (red) and down (blue): mean signed SHAP value."""
     both = pd.concat([effects["negative"][::-1], effects["positive"][::-1]])["mean"]
     both = both.sort_values()
     fig, ax = plt.subplots(figsize=(8, 0.32 * max(len(both), 2) + 1.6))
@@ -70,7 +73,7 @@ def token_bar(effects: dict[str, pd.DataFrame], output: str) -> Figure:
     ax.set_yticks(range(len(both)), [repr(t) for t in both.index])
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"mean SHAP value per occurrence, output '{output}'")
-    ax.set_title(f"tokens that push '{output}' up (red) and down (blue)", fontsize=11)
+    ax.set_title(f"words: red {labels[0]}, blue {labels[1]}", fontsize=11)
     ax.tick_params(axis="y", labelsize=9)
     fig.tight_layout()
     return fig

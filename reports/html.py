@@ -51,6 +51,7 @@ class Content:
     tokens: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
     compare: dict[str, Any] | None = None
+    push_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _img(c: Content, caption: str, name: str) -> str:
@@ -95,7 +96,7 @@ def _fmt(v: Any) -> str:
 
 
 def _importance(c: Content) -> str:
-    unit = "feature" if c.kind == "tabular" else "token"
+    unit = "feature" if c.kind == "tabular" else "word"
     space = escape(space_label(c.provenance["explainer"]["output_space"]))
     parts = [
         "<section><h2>Global importance</h2>",
@@ -124,17 +125,22 @@ def _tokens(c: Content) -> str:
     if not c.tokens:
         return ""
     parts = [
-        "<section><h2>Tokens that push each class</h2>",
-        "<p>Mean signed SHAP value per occurrence of a token; count = occurrences.</p>",
+        "<section><h2>Words that push each class</h2>",
+        "<p>Mean signed SHAP value per occurrence of a word (case-folded); count = "
+        "occurrences. Only words seen often enough are ranked; stop-words and punctuation "
+        "stay in the data but are not ranked unless asked (<code>--include-stopwords</code>)."
+        "</p>",
     ]
     for o, eff in c.tokens.items():
+        up, down = c.push_labels.get(o, ("pushes up", "pushes down"))
         parts.append(f"<h3>output '{escape(o)}'</h3><div class='row'>")
-        for side, label in (("positive", "pushes up"), ("negative", "pushes down")):
-            df = eff[side].reset_index(names="token")
-            parts.append(f"<div><b class='{'up' if side == 'positive' else 'down'}'>{label}</b>")
+        for side, label in (("positive", up), ("negative", down)):
+            df = eff[side].reset_index(names="word")
+            cls = "up" if side == "positive" else "down"
+            parts.append(f"<div><b class='{cls}'>{escape(label)}</b>")
             parts.append(
                 _table(
-                    df, {"token": "token", "mean": "mean SHAP", "count": "count"}, {"mean", "count"}
+                    df, {"word": "word", "mean": "mean SHAP", "count": "count"}, {"mean", "count"}
                 )
                 + "</div>"
             )
@@ -148,7 +154,7 @@ def _examples(c: Content) -> str:
     if not c.examples:
         return ""
     out = [
-        "<h3>Examples</h3><p>Red tokens push the named output up, blue push it down; "
+        "<h3>Examples</h3><p>Red words push the named output up, blue push it down; "
         "the stronger the colour, the larger the value.</p>"
     ]
     for ex in c.examples:

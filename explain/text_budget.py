@@ -1,0 +1,27 @@
+"""How many model evaluations a text explanation gets."""
+
+from __future__ import annotations
+
+
+def partition_evals(max_evals: int, n_words: int) -> int:
+    """Evaluations for shap's Partition explainer (one fixed context) on `n_words` players.
+
+    The word hierarchy is fully expanded at 2 evaluations per internal node (2 (n - 1)), plus
+    the full and the empty text: the result is then exact for the method and does not degrade
+    with length, so the budget grows with the text; `max_evals` is a floor. A larger
+    `max_evals` changes nothing once the hierarchy is expanded.
+    """
+    return max(int(max_evals), 2 * n_words + 2)
+
+
+def request_cost(method: str, texts: list[str], max_evals: int) -> int:
+    """Estimated work of explaining `texts`: words x evaluations, summed over the texts (the
+    cost of one evaluation grows with the words it holds)."""
+    from explain.text_windows import word_spans
+
+    total = 0
+    for t in texts:
+        n = len(word_spans(t))
+        evals = partition_evals(max_evals, n) if method == "text" else max(2, int(max_evals))
+        total += n * evals
+    return total

@@ -1,0 +1,125 @@
+"""The model's forward pass over word-masked texts, built from token ids.
+
+Each word is tokenized once per text (`explain/text_windows.py`); a masked text is the ids of its
+kept words with one mask token per masked word, exactly what the tokenizer makes of the masked
+string (a test checks the ids are identical). The work is cut into forward batches, and `stop()`
+is polled before each one, so a caller's time budget ends the work within one forward batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from explain.errors import Stop, Stopped
+from explain.text_windows import Layout, model_limit
+
+
+def check_text_model(source: Any, method: str) -> None:
+    from explain.errors import UnsupportedModel
+
+    if source.kind != "text":
+        raise UnsupportedModel(
+            f"method '{method}' needs a transformers text classifier; "
+            f"the model is a {source.flavor} {source.type_name}"
+        )
+
+
+def resolve_device(setting: str) -> torch.device:
+    """`auto`: CUDA when available; `cuda` without one is an error, not a silent CPU run."""
+    from explain.errors import BadRequest
+
+    if setting == "cpu" or (setting == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise BadRequest(
+            "EAAS_DEVICE: 'cuda' was asked but no CUDA device is available "
+            "(use auto or cpu)",
+            field="EAAS_DEVICE",
+        )
+    return torch.device("cuda")
+
+
+def _special_ends(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a text's own tokens."""
+    own = list(tokenizer("a", add_special_tokens=False)["input_ids"])
+    full = list(tokenizer("a")["input_ids"])
+    for i in range(len(full) - len(own) + 1):
+        if full[i : i + len(own)] == own:
+            return full[:i], full[i + len(own) :]
+    return [], []
+
+
+class TextForward:
+    """Class probabilities of a transformers sequence classifier on token-id sequences."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device,
+                 batch_size: int = 64) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batch_size = batch_size
+        self.limit = model_limit(model, tokenizer)
+        self.prefix, self.suffix = _special_ends(tokenizer)
+        self.budget = self.limit - len(self.prefix) - len(self.suffix)  # positions for words
+        self.mask_id = tokenizer.mask_token_id
+        if self.mask_id is None:  # no mask token: "..." as shap does
+            self.mask_id = tokenizer("...", add_special_tokens=False)["input_ids"][0]
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.calls = 0  # forward batches run (tests count them)
+        self.collapse = False  # one mask token per run of masked words instead of per word
+
+    def sequence(self, layout: Layout, window: tuple[int, int], keep: Sequence[bool]) -> list[int]:
+        """Ids of one window, each word not kept replaced by a mask token (one per run of
+        masked words when `collapse`)."""
+        ids = list(self.prefix)
+        run = False  # inside a run of masked words
+        for j in range(window[0], window[1]):
+            if keep[j]:
+                ids += layout.pieces[j]
+                run = False
+            elif not (run and self.collapse):
+                ids.append(self.mask_id)
+                run = True
+        return ids[: len(self.prefix) + self.budget] + self.suffix
+
+    @torch.inference_mode()
+    def probs(self, seqs: list[list[int]], stop: Stop | None = None) -> np.ndarray:
+        """(len(seqs), classes) probabilities, in forward batches of similar lengths."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        out: list[np.ndarray] = [np.empty(0)] * len(seqs)
+        for s in range(0, len(order), self.batch_size):
+            if stop is not None and stop():
+                raise Stopped("explanation stopped: its time budget ran out")
+            idx = order[s : s + self.batch_size]
+            width = max(len(seqs[i]) for i in idx)
+            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+            att = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, : len(seqs[i])] = torch.tensor(seqs[i])
+                att[r, : len(seqs[i])] = 1
+            self.calls += 1
+            logits = self.model(
+                input_ids=ids.to(self.device), attention_mask=att.to(self.device)
+            ).logits
+            p = torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(float)
+            for r, i in enumerate(idx):
+                out[i] = p[r]
+        return np.stack(out) if seqs else np.zeros((0, self.n_classes))
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.model.config.num_labels)
+
+    def masked(self, layout: Layout, keeps: np.ndarray, stop: Stop | None = None) -> np.ndarray:
+        """The explained output for each row of `keeps` (bool, rows x words): the mean of the
+        windows' probabilities (one window unless long_text=window)."""
+        keeps = np.asarray(keeps, dtype=bool)
+        keeps = keeps.reshape(keeps.shape[0] if keeps.ndim > 1 else 1, len(layout.spans))
+        wins = layout.windows or [(0, 0)]
+        seqs = [self.sequence(layout, w, k) for k in keeps for w in wins]
+        p = self.probs(seqs, stop)
+        return p.reshape(len(keeps), len(wins), -1).mean(axis=1)
