@@ -30,6 +30,11 @@ FORMATS = ("parquet", "csv")
 # rows per Arrow batch: big for fast tabular methods, small for text so a bad row's fallback
 # (row by row) stays cheap and progress moves
 BATCH_ROWS = {"tabular": 5000, "text": 64}
+# Parquet dictionaries pay off for repeated strings (features, output_names) but not for the
+# double lists, whose values rarely repeat: off for those, the JVM's Parquet write cost about
+# halves (50k tree rows: 0.4-0.8 CPU s less of ~5 s for explain + write; files 13% larger)
+NO_DICTIONARY = ("values.list.element.list.element", "data.list.element",
+                 "prediction.list.element", "base_values.list.element")  # fmt: skip
 
 
 @dataclass
@@ -140,7 +145,10 @@ def _execute(
     try:
         progress.set_phase(f"explaining with {info.uri} ({parts or 'input'} partitions)")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS[info.kind]))
-        out.write.mode("overwrite").parquet(st.tmp_uri)
+        writer = out.write.mode("overwrite")
+        for column in NO_DICTIONARY:
+            writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
+        writer.parquet(st.tmp_uri)
         progress.set_phase("checking row counts and ids")
         counts = output.check(src, spark.read.parquet(st.tmp_uri), ids)
         output.commit(st)

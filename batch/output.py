@@ -139,27 +139,33 @@ class Counts:
     rows_error: int
 
 
-def _id_sums(df: DataFrame, cols: list[str], with_status: bool) -> dict[str, Any]:
-    """One pass, no shuffle: row count, ok/error counts and two order-free checksums of the ids."""
-    exprs = [F.count(F.lit(1)).alias("rows")]
+def _id_sums(df: DataFrame, cols: list[str], with_status: bool, tag: str) -> DataFrame:
+    """One row: row count, ok/error counts and two order-free checksums of the ids (no shuffle)."""
+    exprs = [F.count(F.lit(1)).alias(f"{tag}rows")]
     if with_status:
         exprs += [
-            F.count(F.when(F.col("status") == "ok", 1)).alias("ok"),
-            F.count(F.when(F.col("status") == "error", 1)).alias("error"),
+            F.count(F.when(F.col("status") == "ok", 1)).alias(f"{tag}ok"),
+            F.count(F.when(F.col("status") == "error", 1)).alias(f"{tag}error"),
         ]
     if cols:
         ids = [col(c) for c in cols]
         for name, h in (("xx", F.xxhash64(*ids)), ("mm", F.hash(*ids))):
-            exprs.append(F.sum(h.cast("decimal(38,0)")).alias(name))
-    return df.agg(*exprs).collect()[0].asDict()
+            exprs.append(F.sum(h.cast("decimal(38,0)")).alias(f"{tag}{name}"))
+    return df.agg(*exprs)
 
 
 def check(source: DataFrame, written: DataFrame, id_cols: list[str]) -> Counts:
-    """Same number of rows and the same multiset of ids (by checksums) in input and output."""
+    """Same number of rows and the same multiset of ids (by checksums) in input and output.
+
+    Both sides are aggregated in one Spark job (two one-row results joined): one pass over the
+    input's id columns and one over the output's ids and status, no shuffle of rows.
+    """
     # map columns cannot be hashed by Spark; the row count still covers them
     cols = [c for c in id_cols if not isinstance(source.schema[c].dataType, MapType)]
-    a = _id_sums(source, cols, with_status=False)
-    b = _id_sums(written, cols, with_status=True)
+    both = _id_sums(source, cols, False, "a_").crossJoin(_id_sums(written, cols, True, "b_"))
+    got = both.collect()[0].asDict()
+    a = {k[2:]: v for k, v in got.items() if k.startswith("a_")}
+    b = {k[2:]: v for k, v in got.items() if k.startswith("b_")}
     if a["rows"] != b["rows"] or b["ok"] + b["error"] != b["rows"]:
         raise BatchCheckFailed(
             f"output check failed: {a['rows']} rows in, {b['rows']} rows out "

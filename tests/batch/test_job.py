@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from batch.job import JobSpec, run_job
@@ -42,6 +43,11 @@ def test_csv_bad_cell_is_one_error_row_and_rerun_replaces(spark, built, tmp_path
         "output_names",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out", "small.parquet"]
+    part = pq.ParquetFile(next(out.glob("part-*.parquet"))).metadata.row_group(0)
+    enc = {part.column(i).path_in_schema: part.column(i).encodings for i in range(part.num_columns)}
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    assert not dictionary & set(enc["values.list.element.list.element"])  # doubles: plain
+    assert dictionary & set(enc["features.list.element"])  # repeated names: dictionary
 
 
 def test_unknown_input_and_id_cols_are_one_line_errors(spark, built, tmp_path):
