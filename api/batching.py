@@ -10,27 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from cachetools import LRUCache
 
 from api.errors import Unavailable
 from api.metrics import Metrics
 from api.settings import ServeSettings
 from api.store import Loaded
+from explain.validation import Params
 
 log = logging.getLogger("eaas.api")
 Item = tuple[list[Any], asyncio.Future]
 
 
-def _digest(instance: Any) -> str:
-    return hashlib.sha256(json.dumps(instance, sort_keys=True).encode()).hexdigest()
+def _digest(instance: Any) -> bytes:
+    """Cache key of one validated instance: a float64 row (tabular) or a text."""
+    raw = instance.tobytes() if isinstance(instance, np.ndarray) else str(instance).encode()
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 CHUNK = 4  # instances between two checks for abandoned work
@@ -43,26 +44,24 @@ class Abandoned(Exception):
 def run_engine(
     loaded: Loaded,
     instances: list[Any],
-    params: dict[str, Any],
+    params: Params,
     abandoned: Callable[[], bool] = lambda: False,
 ) -> list[dict]:
-    """The same engine call the pyfunc's predict makes; one dict per instance.
+    """The engine call the pyfunc's predict makes, on instances the route already validated
+    with the same core rule (float64 rows in feature order, or texts); one dict per instance.
 
     Runs in chunks so that timed-out work stops within a chunk instead of holding a thread;
     results do not depend on chunking (rows are explained independently of their batch).
     """
-    cfg = loaded.engine.config
-    if cfg.kind == "text":
-        df = pd.DataFrame({"text": instances})
-    else:  # validated numbers or None (-> NaN); one array, not a record-by-record frame
-        rows = [[inst.get(f) for f in cfg.features] for inst in instances]
-        df = pd.DataFrame(np.array(rows, dtype=float), columns=cfg.features)
+    engine = loaded.engine
+    text = engine.config.kind == "text"
+    data: Any = list(instances) if text else np.vstack(instances)
     records: list[dict] = []
-    for start in range(0, len(df), CHUNK):
+    for start in range(0, len(data), CHUNK):
         if abandoned():
             raise Abandoned()
-        records += loaded.engine.explain_records(df.iloc[start : start + CHUNK], params)
-    if cfg.kind == "tabular":  # JSON has no NaN: a missing input value goes back as null
+        records += engine.explain_valid(data[start : start + CHUNK], params, offset=start)
+    if not text:  # JSON has no NaN: a missing input value goes back as null
         for r in records:
             r["data"] = [None if v != v else v for v in r["data"]]
     return records
@@ -180,7 +179,7 @@ class Executor:
         self.metrics.queue.set(self.pending)
 
     async def explain(self, loaded: Loaded, instances: list[Any], params: dict) -> list[dict]:
-        pkey = json.dumps(params, sort_keys=True)
+        pkey = repr(params)  # Params: a frozen dataclass of validated values
         keys = [(loaded.key, pkey, _digest(x)) for x in instances]
         out: list[dict | None] = [
             self.cache.get(k) if self.cache is not None else None for k in keys
@@ -193,15 +192,27 @@ class Executor:
                 raise Unavailable("server busy: explanation queue is full", retry_after=1)
             self.pending += len(todo)
             self.metrics.queue.set(self.pending)
-            batcher = self.batchers.get((loaded.key, pkey))
-            if batcher is None:
-                batcher = self.batchers[(loaded.key, pkey)] = Batcher(self, loaded, params)
+            batcher = self._batcher(loaded, pkey, params)
             fresh = await batcher.submit([instances[i] for i in todo])
             for i, r in zip(todo, fresh, strict=True):
                 out[i] = r
                 if self.cache is not None:
                     self.cache[keys[i]] = r
         return [r for r in out if r is not None]
+
+    def _batcher(self, loaded: Loaded, pkey: str, params: Params) -> Batcher:
+        """One batcher per (explainer, parameters), at most `max_batchers` of them: the least
+        recently used idle ones go (a busy one is kept: it holds waiting requests)."""
+        key = (loaded.key, pkey)
+        batcher = self.batchers.pop(key, None) or Batcher(self, loaded, params)
+        self.batchers[key] = batcher  # dicts keep insertion order: last = most recent
+        while len(self.batchers) > self.settings.max_batchers:
+            idle = next((k for k, b in self.batchers.items() if not b.items and not b.draining),
+                        None)
+            if idle is None or idle == key:
+                break
+            del self.batchers[idle]
+        return batcher
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
