@@ -155,7 +155,9 @@ def _ops_router() -> APIRouter:
 
     @r.get("/metrics")
     def metrics(request: Request) -> Response:
-        return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+        m: Metrics = request.app.state.metrics
+        m.loaded.set(len(request.app.state.store.engines))
+        return Response(m.render(), media_type="text/plain; version=0.0.4")
 
     return r
 

@@ -35,6 +35,9 @@ class Metrics:
             registry=r,
         )
         self.queue = Gauge("eaas_queue_instances", "Instances waiting to be explained", registry=r)
+        self.loaded = Gauge(
+            "eaas_loaded_explainers", "Explainers held in memory", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
