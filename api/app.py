@@ -111,7 +111,9 @@ class Observe:
     @staticmethod
     def _record(scope: Scope, state: dict, rid: str, status: int, elapsed: float) -> None:
         path = getattr(scope.get("route"), "path", "unmatched")
-        m: Metrics = scope["app"].state.metrics
+        app = scope["app"]
+        m: Metrics = app.state.metrics
+        m.loaded.set(len(app.state.store.engines))
         m.requests.labels(path, str(status)).inc()
         m.latency.labels(path).observe(elapsed)
         line = {"request_id": rid, "method": scope["method"], "route": path,
@@ -156,7 +158,6 @@ def _ops_router() -> APIRouter:
     @r.get("/metrics")
     def metrics(request: Request) -> Response:
         m: Metrics = request.app.state.metrics
-        m.loaded.set(len(request.app.state.store.engines))
         return Response(m.render(), media_type="text/plain; version=0.0.4")
 
     return r

@@ -110,6 +110,7 @@ class ModelStore:
         """Reach the registry and learn the served names; False (and `error`) when it fails."""
         try:
             client = configure()
+            client.search_registered_models(max_results=1)  # does the registry answer?
             refs = [parse_model_ref(r) for r in (self.requested or discover(client))]
         except Exception as exc:  # reported by /readyz; retried by the caller
             self.error = f"registry unreachable: {reason(exc)}"
@@ -181,7 +182,7 @@ class ModelStore:
         found = self.lookup(ref_text)
         if found is not None:
             return found
-        if ref.name in self.problems and not (ref.version or ref.alias):
+        if ref.name in self.problems and ref == self.defaults[ref.name]:
             raise Unavailable(f"model '{ref.name}' is not ready: {self.problems[ref.name]}", 5)
         try:
             return self._resolve(ref)
