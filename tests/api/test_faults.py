@@ -4,6 +4,7 @@ ones, SIGTERM with requests in flight (real `eaas serve` processes, a real `mlfl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -52,6 +53,7 @@ def test_registry_unreachable_at_start_then_ready_without_restart(registry, buil
             [mlflow_bin, "server", "--backend-store-uri", f"sqlite:///{registry / 'mlflow.db'}",
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: its web workers stop with it
         )
         try:
             _wait(lambda: api.get("/readyz").status_code == 200, 150, every=0.5)
@@ -61,8 +63,12 @@ def test_registry_unreachable_at_start_then_ready_without_restart(registry, buil
                                                                     "version": "1"}
             assert api.proc.poll() is None  # the same process all along
         finally:
-            server.terminate()
-            server.wait(30)
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(10)
 
 
 def _copy_explainer(src_name: str, new: str, artifact_dir: Path, damage) -> None:
