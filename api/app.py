@@ -73,7 +73,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 async def _refresh(store: ModelStore, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        if store.ready:
+        if store.defaults:  # connected: re-read aliases, retry the models that failed
             await asyncio.to_thread(store.refresh)
 
 
