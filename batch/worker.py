@@ -77,7 +77,7 @@ def load_explainer(spec: WorkerSpec) -> Any:
 
 def reason(exc: BaseException) -> str:
     """One line for the `error` column: the core's own message, else the exception's first line."""
-    msg = getattr(exc, "message", None)
+    msg = getattr(exc, "row_message", None) or getattr(exc, "message", None)
     if not msg:
         text = str(exc).strip()
         first = text.splitlines()[0] if text else ""
@@ -88,20 +88,21 @@ def reason(exc: BaseException) -> str:
 def precheck(
     x: pd.DataFrame, spec: WorkerSpec, errors: list[str | None], accepts_nan: bool = False
 ) -> pd.DataFrame:
-    """The core's one input rule, per row, so only the bad rows become errors (the same
-    verdict and message the REST service and the pyfunc give; `i` is the row's position in
-    the Arrow batch). CSV cells written as numbers are parsed first: a column with one bad cell
-    is read as strings, and only that cell's row should fail."""
+    """The core's one input rule, per row, so only the bad rows become errors: the same verdict
+    and message the REST service and the pyfunc give, less the `instances[i].` position (the
+    error sits on its row). CSV cells written as numbers are parsed first: a column with one
+    bad cell is read as strings, and only that cell's row should fail."""
     if spec.kind == "text":
         for i, v in enumerate(x["text"]):
             why = text_reason(v, spec.max_text_chars)
             if why:
-                errors[i] = invalid(i, "text", why).message
+                hint = " (the batch limit; raise it with --max-text-chars)" if "longer" in why else ""
+                errors[i] = invalid(i, "text", why).row_message + hint
         return x
     x = _parse_text_numbers(x, spec)
     for i, err in enumerate(tabular_row_errors(x, list(spec.features), accepts_nan)):
         if err is not None:
-            errors[i] = errors[i] or err.message
+            errors[i] = errors[i] or err.row_message
     return x
 
 

@@ -85,8 +85,12 @@ def _name(field: Any) -> str:
 
 
 def invalid(i: int, field: Any, reason: str) -> InvalidInput:
+    """`instances[i].<field>: reason`; `row_message` drops the position (`<field>: reason`) for
+    outputs where the error already sits on its row (the Spark job's `error` column)."""
     where = f"instances[{i}]" + (f".{_name(field)}" if field is not None else "")
-    return InvalidInput(f"{where}: {reason}", field=where)
+    exc = InvalidInput(f"{where}: {reason}", field=where)
+    exc.row_message = f"{_name(field)}: {reason}" if field is not None else reason
+    return exc
 
 
 def cell_reason(v: Any, accepts_nan: bool) -> str | None:
