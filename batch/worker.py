@@ -96,8 +96,8 @@ def precheck(
         for i, v in enumerate(x["text"]):
             why = text_reason(v, spec.max_text_chars)
             if why:
-                hint = " (the batch limit; raise it with --max-text-chars)" if "longer" in why else ""
-                errors[i] = invalid(i, "text", why).row_message + hint
+                hint = " (the batch limit; raise it with --max-text-chars)"
+                errors[i] = invalid(i, "text", why).row_message + (hint if "longer" in why else "")
         return x
     x = _parse_text_numbers(x, spec)
     for i, err in enumerate(tabular_row_errors(x, list(spec.features), accepts_nan)):
