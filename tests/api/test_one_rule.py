@@ -103,7 +103,7 @@ def test_a_spark_job_marks_exactly_the_bad_rows(spark, built):  # noqa: F811
     rows = good + [r for r, _ in bad]
     pdf = pd.DataFrame(rows).assign(id=np.arange(len(rows)))
     out = explain_dataframe(spark.createDataFrame(pdf), "tiny-mlp", id_cols=["id"],
-                            partitions=2).toPandas().set_index("id").sort_index()
+                            partitions=1).toPandas().set_index("id").sort_index()
     assert out["status"].tolist() == ["ok", "ok", "error", "error", "error"]
     for i, (_, reason) in enumerate(bad, start=2):
         assert out.loc[i, "error"] == reason
