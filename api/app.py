@@ -6,7 +6,6 @@ import asyncio
 import hmac
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -15,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import audit, errors, ui
@@ -29,6 +27,7 @@ from api.schemas import ErrorResponse, ExplainRequest, ExplainResponse, ModelLis
 from api.settings import ServeSettings
 from api.store import Loaded, ModelStore
 from explain.errors import BadRequest, InvalidInput
+from explain.validation import check_tabular, check_text, invalid
 
 log = logging.getLogger("eaas.api")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -38,16 +37,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    store, metrics = ModelStore(list(settings.models)), Metrics()
+    store = ModelStore(list(settings.models), settings.max_loaded_explainers)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.executor = Executor(settings, metrics)
         app.state.audit = audit.open_store(settings, metrics.registry)
-        # load off the loop: /healthz answers while /readyz says "loading"
-        threading.Thread(target=store.load_all, name="eaas-load", daemon=True).start()
+        stop = threading.Event()
+        # load off the loop: /healthz answers while /readyz says why it is not ready yet, and
+        # a registry that does not answer is retried until it does
+        loader = threading.Thread(
+            target=store.load_all, args=(stop, settings.registry_retry_s), name="eaas-load",
+            daemon=True,
+        )
+        loader.start()
         refresher = asyncio.create_task(_refresh(store, settings.refresh_s))
         yield
+        stop.set()
         refresher.cancel()
         app.state.executor.close()
         if app.state.audit is not None:
@@ -74,7 +81,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 async def _refresh(store: ModelStore, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        if store.ready:
+        if store.defaults:  # connected: re-read aliases, retry the models that failed
             await asyncio.to_thread(store.refresh)
 
 
@@ -112,7 +119,9 @@ class Observe:
     @staticmethod
     def _record(scope: Scope, state: dict, rid: str, status: int, elapsed: float) -> None:
         path = getattr(scope.get("route"), "path", "unmatched")
-        m: Metrics = scope["app"].state.metrics
+        app = scope["app"]
+        m: Metrics = app.state.metrics
+        m.loaded.set(len(app.state.store.engines))
         m.requests.labels(path, str(status)).inc()
         m.latency.labels(path).observe(elapsed)
         line = {"request_id": rid, "method": scope["method"], "route": path,
@@ -141,16 +150,23 @@ def _ops_router() -> APIRouter:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @r.get("/")
+    def live() -> dict[str, str]:
+        """KServe V1 liveness."""
+        return {"status": "alive"}
+
     @r.get("/readyz", responses={503: {"model": ErrorResponse}})
     def readyz(request: Request) -> dict[str, Any]:
+        """Ready when at least one model serves; `not_ready` names the others and why."""
         store: ModelStore = request.app.state.store
         if not store.ready:
             raise Unavailable(f"not ready: {store.error}", retry_after=2)
-        return {"status": "ready", "models": store.names()}
+        return {"status": "ready", "models": store.names(), "not_ready": dict(store.problems)}
 
     @r.get("/metrics")
     def metrics(request: Request) -> Response:
-        return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+        m: Metrics = request.app.state.metrics
+        return Response(m.render(), media_type="text/plain; version=0.0.4")
 
     return r
 
@@ -170,9 +186,19 @@ def _v1_router() -> APIRouter:
         store = _store(request)
         return {"models": [store.describe(n) for n in store.names()]}
 
-    @r.get("/models/{name:path}", response_model=ServedModelDetail)
-    def get_model(name: str, request: Request) -> dict[str, Any]:
-        return _store(request).describe(name)
+    @r.get(
+        "/models/{name:path}",
+        response_model=ServedModelDetail,
+        responses={503: {"description": "The model is not ready; `reason` says why."}},
+    )
+    def get_model(name: str, request: Request) -> Response:
+        """Details, and KServe V1's `ready`; a model that cannot load is 503 with the reason."""
+        detail = _store(request).describe(name)
+        if detail["ready"]:
+            return JSONResponse(detail)
+        msg = f"model '{name}' is not ready: {detail['reason']}"
+        body = {**detail, "error": {"code": Unavailable.code, "message": msg}}
+        return JSONResponse(body, 503, headers={"Retry-After": "5"})
 
     @r.post(
         "/models/{name:path}:explain",
@@ -194,32 +220,37 @@ def _v1_router() -> APIRouter:
     async def explain(name: str, request: Request, format: str | None = None) -> Response:
         """Explain each instance; `name` is NAME, NAME@alias or NAME/version."""
         settings: ServeSettings = request.app.state.settings
-        body = await _read_body(request, settings.max_body_bytes)
-        req = _parse(body, settings)
+        if format is not None and format not in FORMATS:
+            raise BadRequest("format: must be json or png", field="format")
+        # parse -> resolve -> validate -> execute -> render, each once
+        instances, raw_params = _parse(await _read_body(request, settings.max_body_bytes), settings)
         store = _store(request)
         # a version or alias not loaded yet means registry I/O and a model load: off the loop
         loaded = store.lookup(name) or await asyncio.to_thread(store.get, name)
         request.state.model, request.state.version = loaded.model["name"], loaded.model["version"]
-        request.state.instances = len(req.instances)
-        _check_instances(req, loaded, settings)
-        params = req.parameters.model_dump(exclude_none=True, exclude={"top_k"})
+        request.state.instances = len(instances)
+        params, top_k = _check_params(raw_params, loaded, settings)
+        data = _check_instances(instances, loaded, settings)
         executor: Executor = request.app.state.executor
         try:
             out = await asyncio.wait_for(
-                executor.explain(loaded, req.instances, params), settings.timeout_s
+                executor.explain(loaded, data, params), settings.timeout_s
             )
         except TimeoutError:
             raise Timeout(f"explanation took longer than {settings.timeout_s:g} s") from None
-        png = format == "png" or "image/png" in request.headers.get("accept", "")
+        accept = request.headers.get("accept", "")
+        png = format == "png" or (format is None and "image/png" in accept)
         if png and len(out) != 1:
             raise BadRequest("instances: a PNG explains exactly one instance")
+        used = {"max_evals": params.max_evals, "seed": params.seed}
+        if loaded.engine.config.kind == "text":
+            used["long_text"] = params.long_text
         rid = request.state.request_id
-        ids = audit.record(request.app.state.audit, rid, loaded, req.instances, params, out)
+        ids = audit.record(request.app.state.audit, rid, loaded, instances, used, out)
         head = {"X-Explanation-Ids": ",".join(ids)} if ids else None
         if png:
             return Response(explanation_png(out[0], loaded), media_type="image/png", headers=head)
-        k = req.parameters.top_k
-        exps = [truncate(e, k) for e in out] if k else out
+        exps = [truncate(e, top_k) for e in out] if top_k else out
         if ids:
             exps = [{"id": i, **e} for i, e in zip(ids, exps, strict=True)]
         return JSONResponse(
@@ -248,52 +279,72 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, settings: ServeSettings) -> ExplainRequest:
+FORMATS = ("json", "png")
+REQUEST_KEYS = ("instances", "parameters")
+
+
+def _parse(body: bytes, settings: ServeSettings) -> tuple[list[Any], dict[str, Any]]:
+    """Body -> (instances, parameters): 400 when not JSON, 422 when not a request, 413 when big.
+
+    Plain checks rather than a pydantic model: the instances are judged once, by the core's rule,
+    and the parameters by the core's `check_params`, after the model is known.
+    """
     try:
         raw = json.loads(body)
+    except RecursionError:  # pathologically nested: refuse it, never drop the connection
+        raise BadRequest("body: JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("body: malformed JSON") from None
-    if isinstance(raw, dict) and isinstance(raw.get("instances"), list):
-        if len(raw["instances"]) > settings.max_instances:
-            raise PayloadTooLarge(f"instances: more than {settings.max_instances}")
-    try:
-        req = ExplainRequest.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = errors._location(tuple(first.get("loc", ())))
-        raise InvalidInput(f"{where}: {first.get('msg', 'invalid')}") from None
-    if not req.instances:
+    if not isinstance(raw, dict):
+        raise InvalidInput("body: expected an object with 'instances'", field="body")
+    extra = [k for k in raw if k not in REQUEST_KEYS]
+    if extra:
+        where = str(extra[0])[:100]
+        raise InvalidInput(f"{where}: unexpected field (use instances, parameters)", field=where)
+    instances, params = raw.get("instances"), raw.get("parameters")
+    if not isinstance(instances, list):
+        msg = "missing field" if instances is None else "expected a list"
+        raise InvalidInput(f"instances: {msg}", field="instances")
+    if not instances:
         raise InvalidInput("instances: must not be empty", field="instances")
-    me = req.parameters.max_evals
-    if me is not None and me > settings.max_evals_limit:
-        raise InvalidInput(f"parameters.max_evals: at most {settings.max_evals_limit}")
-    return req
+    if len(instances) > settings.max_instances:
+        raise PayloadTooLarge(f"instances: more than {settings.max_instances}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidInput("parameters: expected an object", field="parameters")
+    return instances, params
 
 
-def _check_instances(req: ExplainRequest, loaded: Loaded, settings: ServeSettings) -> None:
-    """Per-instance checks before batching, so one bad request never joins others' batch."""
+def _check_params(params: dict[str, Any], loaded: Loaded, settings: ServeSettings) -> tuple:
+    """The core's parameter rule, plus the service's own: top_k and the max_evals ceiling."""
+    params = dict(params)
+    top_k = params.pop("top_k", None)
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+    ):
+        raise InvalidInput(
+            "parameters.top_k: must be an integer, at least 1", field="parameters.top_k"
+        )
+    p = loaded.engine.check_params(params)
+    if p.max_evals > settings.max_evals_limit:
+        where = "parameters.max_evals"
+        raise InvalidInput(f"{where}: at most {settings.max_evals_limit}", field=where)
+    return p, top_k
+
+
+def _check_instances(instances: list[Any], loaded: Loaded, settings: ServeSettings) -> list[Any]:
+    """The core's one input rule before batching, so one bad request never joins others' batch.
+
+    Returns what the executor takes: one float64 row per tabular instance (feature order), or
+    the texts.
+    """
     cfg, source = loaded.engine.config, loaded.engine.source
-    for i, inst in enumerate(req.instances):
-        where = f"instances[{i}]"
-        if cfg.kind == "text":
-            if not isinstance(inst, str):
-                raise InvalidInput(f"{where}: expected a string for a text model")
-            if len(inst) > settings.max_text_chars:
-                raise PayloadTooLarge(f"{where}: text longer than {settings.max_text_chars} chars")
-            continue
-        if not isinstance(inst, dict):
-            raise InvalidInput(f"{where}: expected an object of feature -> number")
-        missing = [f for f in cfg.features if f not in inst]
-        if missing:
-            raise InvalidInput(f"{where}.{missing[0]}: missing feature")
-        extra = [f for f in inst if f not in cfg.features]
-        if extra:
-            raise InvalidInput(f"{where}.{extra[0]}: unexpected feature (not a model input)")
-        for f, v in inst.items():
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                if not source.accepts_nan:
-                    raise InvalidInput(f"{where}.{f}: missing value and the model cannot take it")
-            elif isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise InvalidInput(f"{where}.{f}: not a number")
-            elif math.isinf(v):
-                raise InvalidInput(f"{where}.{f}: infinite value")
+    if cfg.kind == "text":
+        for i, inst in enumerate(instances):
+            if isinstance(inst, str) and len(inst) > settings.max_text_chars:
+                raise PayloadTooLarge(
+                    invalid(i, "text", f"longer than {settings.max_text_chars} characters").message
+                )
+        return check_text(instances)
+    return list(check_tabular(instances, cfg.features, source.accepts_nan))

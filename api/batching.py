@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from cachetools import LRUCache
 
 from api.errors import PayloadTooLarge, Unavailable
@@ -26,14 +24,16 @@ from api.settings import ServeSettings
 from api.store import Loaded
 from explain.errors import Stopped
 from explain.text_budget import request_cost
-from explain.validation import check_params
+from explain.validation import Params
 
 log = logging.getLogger("eaas.api")
 Item = tuple[list[Any], asyncio.Future]
 
 
-def _digest(instance: Any) -> str:
-    return hashlib.sha256(json.dumps(instance, sort_keys=True).encode()).hexdigest()
+def _digest(instance: Any) -> bytes:
+    """Cache key of one validated instance: a float64 row (tabular) or a text."""
+    raw = instance.tobytes() if isinstance(instance, np.ndarray) else str(instance).encode()
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 CHUNK = 4  # tabular instances between two checks for abandoned work (text: one, and within)
@@ -46,33 +46,31 @@ class Abandoned(Exception):
 def run_engine(
     loaded: Loaded,
     instances: list[Any],
-    params: dict[str, Any],
+    params: Params,
     abandoned: Callable[[], bool] = lambda: False,
 ) -> list[dict]:
-    """The same engine call the pyfunc's predict makes; one dict per instance.
+    """The engine call the pyfunc's predict makes, on instances the route already validated
+    with the same core rule (float64 rows in feature order, or texts); one dict per instance.
 
     Runs in chunks so that timed-out work stops within a chunk instead of holding a thread;
     text explanations also poll `abandoned` before every model forward batch. Results do not
     depend on chunking (rows are explained independently of their batch).
     """
-    cfg = loaded.engine.config
-    if cfg.kind == "text":
-        df = pd.DataFrame({"text": instances})
-    else:  # validated numbers or None (-> NaN); one array, not a record-by-record frame
-        rows = [[inst.get(f) for f in cfg.features] for inst in instances]
-        df = pd.DataFrame(np.array(rows, dtype=float), columns=cfg.features)
-    chunk = 1 if cfg.kind == "text" else CHUNK
+    engine = loaded.engine
+    text = engine.config.kind == "text"
+    data: Any = list(instances) if text else np.vstack(instances)
+    chunk = 1 if text else CHUNK  # a text polls `abandoned` within, before each forward batch
     records: list[dict] = []
-    for start in range(0, len(df), chunk):
+    for start in range(0, len(data), chunk):
         if abandoned():
             raise Abandoned()
         try:
-            records += loaded.engine.explain_records(
-                df.iloc[start : start + chunk], params, stop=abandoned
+            records += engine.explain_valid(
+                data[start : start + chunk], params, stop=abandoned, offset=start
             )
         except Stopped:
             raise Abandoned() from None
-    if cfg.kind == "tabular":  # JSON has no NaN: a missing input value goes back as null
+    if not text:  # JSON has no NaN: a missing input value goes back as null
         for r in records:
             r["data"] = [None if v != v else v for v in r["data"]]
     return records
@@ -190,14 +188,13 @@ class Executor:
         n = self.settings.executor_threads if reentrant else 1
         return self.slots.setdefault(key, asyncio.Semaphore(n))
 
-    def check_cost(self, loaded: Loaded, instances: list[Any], params: dict) -> None:
+    def check_cost(self, loaded: Loaded, instances: list[Any], params: Params) -> None:
         """Refuse (413) a text request whose words x evaluations could never finish in the
         time budget, before any work starts."""
         limit, cfg = self.settings.max_request_cost, loaded.engine.config
         if not limit or cfg.kind != "text":
             return
-        p = check_params(params, cfg.defaults)
-        cost = request_cost(cfg.method, [str(x) for x in instances], p.max_evals)
+        cost = request_cost(cfg.method, [str(x) for x in instances], params.max_evals)
         if cost > limit:
             raise PayloadTooLarge(
                 f"instances: estimated cost {cost} (words x evaluations) is over the limit "
@@ -208,9 +205,9 @@ class Executor:
         self.pending -= n
         self.metrics.queue.set(self.pending)
 
-    async def explain(self, loaded: Loaded, instances: list[Any], params: dict) -> list[dict]:
+    async def explain(self, loaded: Loaded, instances: list[Any], params: Params) -> list[dict]:
         self.check_cost(loaded, instances, params)
-        pkey = json.dumps(params, sort_keys=True)
+        pkey = repr(params)  # Params: a frozen dataclass of validated values
         keys = [(loaded.key, pkey, _digest(x)) for x in instances]
         out: list[dict | None] = [
             self.cache.get(k) if self.cache is not None else None for k in keys
@@ -221,17 +218,46 @@ class Executor:
         if todo:
             if self.pending + len(todo) > self.settings.max_queue:
                 raise Unavailable("server busy: explanation queue is full", retry_after=1)
-            self.pending += len(todo)
-            self.metrics.queue.set(self.pending)
-            batcher = self.batchers.get((loaded.key, pkey))
-            if batcher is None:
-                batcher = self.batchers[(loaded.key, pkey)] = Batcher(self, loaded, params)
-            fresh = await batcher.submit([instances[i] for i in todo])
+            if self._inline(loaded, len(todo)):
+                fresh = self._run_inline(loaded, [instances[i] for i in todo], params)
+            else:
+                self.pending += len(todo)
+                self.metrics.queue.set(self.pending)
+                batcher = self._batcher(loaded, pkey, params)
+                fresh = await batcher.submit([instances[i] for i in todo])
             for i, r in zip(todo, fresh, strict=True):
                 out[i] = r
                 if self.cache is not None:
                     self.cache[keys[i]] = r
         return [r for r in out if r is not None]
+
+    # --- P4 (issue 10): an exact explainer, a few rows, nothing queued: run on the loop -------
+    def _inline(self, loaded: Loaded, n: int) -> bool:
+        """Exact methods on a few rows cost about a millisecond: when nothing waits, the two
+        thread hops to the pool and back cost as much as the work, so it runs here instead."""
+        return (
+            self.pending == 0
+            and n <= self.settings.inline_exact_rows
+            and loaded.engine.config.method in ("tree", "linear")
+        )
+
+    def _run_inline(self, loaded: Loaded, rows: list[Any], params: Params) -> list[dict]:
+        self.metrics.batch_size.labels(loaded.model["name"]).observe(len(rows))
+        return run_engine(loaded, rows, params)
+
+    def _batcher(self, loaded: Loaded, pkey: str, params: Params) -> Batcher:
+        """One batcher per (explainer, parameters), at most `max_batchers` of them: the least
+        recently used idle ones go (a busy one is kept: it holds waiting requests)."""
+        key = (loaded.key, pkey)
+        batcher = self.batchers.pop(key, None) or Batcher(self, loaded, params)
+        self.batchers[key] = batcher  # dicts keep insertion order: last = most recent
+        while len(self.batchers) > self.settings.max_batchers:
+            idle = next((k for k, b in self.batchers.items() if not b.items and not b.draining),
+                        None)
+            if idle is None or idle == key:
+                break
+            del self.batchers[idle]
+        return batcher
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

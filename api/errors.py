@@ -59,7 +59,9 @@ def _location(loc: tuple) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(EaasError)
     async def _eaas(request: Request, exc: EaasError):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+        headers = None
+        if exc.status == 503:  # not ready, full, registry down: say when to come back
+            headers = {"Retry-After": str(getattr(exc, "retry_after", 5))}
         request.state.error = exc.code
         return error_response(exc.status, exc.code, exc.message, headers)
 

@@ -1,14 +1,26 @@
-"""Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+"""Prometheus metrics of one app (own registry, so several apps can live in one process).
+
+Under `eaas serve --workers N` the server sets PROMETHEUS_MULTIPROC_DIR: every worker then writes
+its samples to files there, and /metrics (whichever worker answers) adds them all up.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # gauges: summed over live workers in multiprocess mode (ignored otherwise)
+        live = {"multiprocess_mode": "livesum"}
         self.requests = Counter(
             "eaas_requests_total", "HTTP requests", ["route", "status"], registry=r
         )
@@ -34,7 +46,19 @@ class Metrics:
             "Batches stopped early: every waiter timed out",
             registry=r,
         )
-        self.queue = Gauge("eaas_queue_instances", "Instances waiting to be explained", registry=r)
+        self.queue = Gauge(
+            "eaas_queue_instances", "Instances waiting to be explained", registry=r, **live
+        )
+        self.loaded = Gauge("eaas_loaded_explainers", "Explainers held in memory", registry=r,
+                            **live)
+        self.workers = Gauge("eaas_workers", "Worker processes reporting", registry=r, **live)
+        self.workers.set(1)
 
     def render(self) -> bytes:
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            total = CollectorRegistry()
+            mp.MultiProcessCollector(total)
+            return generate_latest(total)
         return generate_latest(self.registry)

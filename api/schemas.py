@@ -94,6 +94,7 @@ class ExplainResponse(BaseModel):
 
 class ServedModel(BaseModel):
     name: str
+    ready: bool = Field(True, description="KServe V1: the model can explain now.")
     versions: list[str]
     aliases: dict[str, str]
     method: str

@@ -72,6 +72,30 @@ class ServeSettings(CoreSettings):
     store_queue: int = Field(
         default=10000, ge=1, description="Explanations queued for the store writer (dropped above)."
     )
+    # --- hardening: memory bound, faults, shutdown (issue 9) ---
+    max_loaded_explainers: int = Field(
+        default=8,
+        ge=1,
+        description="Most explainers held in memory (LRU); the versions that served names and "
+        "aliases point to stay loaded even above it.",
+    )
+    max_batchers: int = Field(
+        default=256, ge=1, description="Most idle micro-batchers kept (one per explainer and "
+        "parameter set; LRU)."
+    )
+    registry_retry_s: float = Field(
+        default=5.0, gt=0, description="While the registry does not answer at start, retry "
+        "this often (/readyz says why meanwhile)."
+    )
+    inline_exact_rows: int = Field(
+        default=4, ge=0, description="Requests of at most this many rows for an exact method "
+        "(tree, linear) run on the event loop when nothing is queued, skipping two thread hops "
+        "(about a millisecond of work). 0: always use the pool."
+    )
+    grace_s: float = Field(
+        default=20.0, ge=0, description="On SIGTERM: stop accepting, let requests in flight "
+        "finish for at most this many seconds, then exit."
+    )
 
     @field_validator("models", "api_keys", mode="before")
     @classmethod

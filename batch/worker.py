@@ -9,18 +9,18 @@ if that fails, the batch is redone row by row so only the failing rows become er
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from batch.spark_types import arrow_fields
+from explain.isolate import batch_else_rows
 from explain.schema import COLUMNS
+from explain.validation import invalid, tabular_row_errors, text_reason
 
 DEFAULT_MAX_TEXT_CHARS = 5000
 THREAD_VARS = ("EAAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -77,7 +77,7 @@ def load_explainer(spec: WorkerSpec) -> Any:
 
 def reason(exc: BaseException) -> str:
     """One line for the `error` column: the core's own message, else the exception's first line."""
-    msg = getattr(exc, "message", None)
+    msg = getattr(exc, "row_message", None) or getattr(exc, "message", None)
     if not msg:
         text = str(exc).strip()
         first = text.splitlines()[0] if text else ""
@@ -85,74 +85,71 @@ def reason(exc: BaseException) -> str:
     return msg[:MAX_REASON_CHARS]
 
 
-def precheck(x: pd.DataFrame, spec: WorkerSpec, errors: list[str | None]) -> pd.DataFrame:
-    """Row-level checks the engine cannot make per row: text length, numbers given as strings.
-
-    A CSV column with one bad cell is read as strings; the engine would then refuse every row of
-    the batch, so cells are parsed here and only the rows with an unparsable cell become errors.
-    """
+def precheck(
+    x: pd.DataFrame, spec: WorkerSpec, errors: list[str | None], accepts_nan: bool = False
+) -> pd.DataFrame:
+    """The core's one input rule, per row, so only the bad rows become errors: the same verdict
+    and message the REST service and the pyfunc give, less the `instances[i].` position (the
+    error sits on its row). CSV cells written as numbers are parsed first: a column with one
+    bad cell is read as strings, and only that cell's row should fail."""
     if spec.kind == "text":
         for i, v in enumerate(x["text"]):
-            if isinstance(v, str) and len(v) > spec.max_text_chars:
-                errors[i] = (
-                    f"text: longer than {spec.max_text_chars} characters "
-                    "(the batch limit; raise it with --max-text-chars)"
-                )
+            why = text_reason(v, spec.max_text_chars)
+            if why:
+                hint = " (the batch limit; raise it with --max-text-chars)"
+                errors[i] = invalid(i, "text", why).row_message + (hint if "longer" in why else "")
         return x
+    x = _parse_text_numbers(x, spec)
+    for i, err in enumerate(tabular_row_errors(x, list(spec.features), accepts_nan)):
+        if err is not None:
+            errors[i] = errors[i] or err.row_message
+    return x
+
+
+def _parse_text_numbers(x: pd.DataFrame, spec: WorkerSpec) -> pd.DataFrame:
+    """Numbers written as text (CSV) -> numbers; anything else is left for the rule to judge."""
     x = x.copy()
     for f in spec.features:
         col = x[f]
         if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
             continue
-        vals = [v.strip() if isinstance(v, str) else v for v in col]
-        if any(isinstance(v, (bool, list, dict, np.ndarray)) for v in vals):
-            continue  # not numbers written as text: the engine names the problem
-        num = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").astype(float)
-        given = np.array([not _is_missing(v) for v in vals], dtype=bool)
-        for i in np.flatnonzero(given & np.isnan(num.to_numpy())):
-            errors[i] = errors[i] or f"{f}: not a number"
-        x[f] = num
+        x[f] = pd.Series([_number(v) for v in col], index=x.index, dtype=object)
     return x
 
 
-def _is_missing(v: Any) -> bool:
-    """None, NA, NaN and the text forms of a missing number: the engine decides about those."""
-    if v is None or v is pd.NA:
-        return True
-    if isinstance(v, float):
-        return math.isnan(v)
-    return isinstance(v, str) and v.lower() in ("", "nan", "null")
+def _number(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    s = v.strip()
+    if s.lower() in ("", "nan", "null"):
+        return None
+    try:
+        return float(s)
+    except ValueError:
+        return v
 
 
 def _explain_rows(
     model: Any, x: pd.DataFrame, rows: list[int], params: dict, errors: list[str | None]
 ) -> dict[str, list]:
-    """Explain `rows` of `x` as one call; on any failure fall back to one call per row."""
+    """Explain `rows` of `x` as one call; on any failure, row by row (the core's helper)."""
     n = len(x)
     cols: dict[str, list] = {c: [None] * n for c in COLUMNS}
-    if not rows:
-        return cols
-    try:
-        parts = [(rows, _predict(model, x.iloc[rows], params))]
-    except Exception:  # isolate the culprit(s): the rest of the batch is still explained
-        parts = []
-        for i in rows:
-            try:
-                parts.append(([i], _predict(model, x.iloc[[i]], params)))
-            except Exception as exc:
-                errors[i] = reason(exc)
-    for idx, frame in parts:
+    results = batch_else_rows(lambda idx: _predict(model, x.iloc[idx], params), rows)
+    for i, res in zip(rows, results, strict=True):
+        if isinstance(res, BaseException):
+            errors[i] = reason(res)
+            continue
         for c in COLUMNS:
-            for i, v in zip(idx, frame[c].tolist(), strict=True):
-                cols[c][i] = v
+            cols[c][i] = res[c]
     return cols
 
 
-def _predict(model: Any, x: pd.DataFrame, params: dict) -> pd.DataFrame:
+def _predict(model: Any, x: pd.DataFrame, params: dict) -> list[dict]:
     out = model.predict(x.reset_index(drop=True), params=params or None)
     if len(out) != len(x):
         raise RuntimeError(f"explainer returned {len(out)} rows for {len(x)}")
-    return out
+    return out.to_dict("records")
 
 
 def _explain_frame(
@@ -161,12 +158,20 @@ def _explain_frame(
     """Explanation columns (None on error rows) and the per-row errors for the feature rows."""
     x = x.reset_index(drop=True)
     errors: list[str | None] = [None] * len(x)
-    x = precheck(x, spec, errors)
+    x = precheck(x, spec, errors, _accepts_nan(model))
     rows = [i for i in range(len(x)) if errors[i] is None]
     cols = _explain_rows(model, x, rows, spec.params, errors)
     for c in COLUMNS:  # a row that failed after its batch call keeps nothing half-done
         cols[c] = [v if errors[i] is None else None for i, v in enumerate(cols[c])]
     return cols, errors
+
+
+def _accepts_nan(model: Any) -> bool:
+    """Whether the explainer's source model routes missing values (xgboost, lightgbm)."""
+    try:
+        return bool(model.unwrap_python_model().engine.source.accepts_nan)
+    except AttributeError:  # not an eaas pyfunc: let its own predict judge missing values
+        return True
 
 
 def _status(errors: list[str | None]) -> list[str]:

@@ -4,6 +4,7 @@
 - throughput at 16 concurrent clients with micro-batching on vs off (black box, text, tree);
 - p50 of a cache hit.
 
+`run(quick)` returns the P4 row (bench/common.py); `--full` also prints the older figures.
 Needs the demo models (`make demo`) in EAAS_HOME. Servers run as `eaas serve` subprocesses on
 127.0.0.1 with 1 numeric thread; the client runs here. Usage: .venv/bin/python bench/bench_api.py
 """
@@ -74,21 +75,89 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) * 1000
 
 
-def in_process(n: int) -> list[float]:
+def load_engine():
     import mlflow
 
     from explain.registry import configure
 
     configure()
-    engine = mlflow.pyfunc.load_model("models:/breast-cancer-explainer@champion")
-    engine = engine.unwrap_python_model().engine
-    data, cols = rows(n, seed=1)
-    out = []
+    model = mlflow.pyfunc.load_model("models:/breast-cancer-explainer@champion")
+    return model.unwrap_python_model().engine
+
+
+def in_process(n: int, engine=None, seed: int = 1) -> tuple[list[float], list[dict]]:
+    """One row at a time through the engine, from the same records a client sends (input
+    conversion included); latencies and the results."""
+    engine = engine or load_engine()
+    data, cols = rows(n, seed=seed)
+    out, results = [], []
     for r in data:
+        rec = [dict(zip(cols, r, strict=True))]
         t = time.perf_counter()
-        engine.explain(pd.DataFrame([r], columns=cols))
+        res = engine.explain_records(rec)
         out.append(time.perf_counter() - t)
-    return out
+        results.append(res[0])
+    return out, results
+
+
+def lean_http(base: str, n: int, seed: int) -> tuple[list[float], list[dict]]:
+    """A raw keep-alive http.client connection: what the service adds, not what httpx costs."""
+    import http.client
+    import json
+
+    data, cols = rows(n, seed=seed)
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"Content-Type": "application/json"}
+    out, results = [], []
+    try:
+        for r in data:
+            body = json.dumps({"instances": [dict(zip(cols, r, strict=True))]})
+            t = time.perf_counter()
+            conn.request("POST", "/v1/models/breast-cancer:explain", body, headers)
+            res = conn.getresponse()
+            payload = res.read()
+            out.append(time.perf_counter() - t)
+            assert res.status == 200, payload[:200]
+            results.append(json.loads(payload)["explanations"][0])
+    finally:
+        conn.close()
+    return out, results
+
+
+def p4(quick: bool = False) -> list:
+    """P4: HTTP p50 - in-process p50, one tree row, cache miss, lean client (interleaved)."""
+    from bench.common import row
+
+    n, rounds = (60, 3) if quick else (200, 5)
+    engine = load_engine()
+    local_t: list[float] = []
+    http_t: list[float] = []
+    worst = 0.0
+    with Server(EAAS_CACHE_SIZE="0") as s:
+        lean_http(s.base, 20, seed=99)  # warm the connection path
+        for k in range(rounds):  # alternate, so load drift hits both sides alike
+            lt, lres = in_process(n, engine, seed=10 + k)
+            ht, hres = lean_http(s.base, n, seed=10 + k)
+            local_t += lt
+            http_t += ht
+            for a, b in zip(lres, hres, strict=True):
+                worst = max(worst, float(np.max(np.abs(np.subtract(a["values"], b["values"])))))
+    lp50, hp50 = pct(local_t, 50), pct(http_t, 50)
+    check = (f"in-process p50 {lp50:.2f} ms, HTTP p50 {hp50:.2f} ms; max |HTTP - in-process| "
+             f"{worst:.1e} over {len(http_t)} rows")
+    return [
+        row("P4", "HTTP p50 - in-process p50, one tree row, cache miss, raw keep-alive client",
+            hp50 - lp50, "ms", "<= 2", "<= 1", check + (" (equal)" if worst == 0 else " (DIFFER)")),
+        row("P4-http-p95", "HTTP p95, one tree row", pct(http_t, 95), "ms", check=check),
+    ]
+
+
+def run(quick: bool = False) -> list:
+    from bench.common import pin_threads
+
+    pin_threads(1)
+    return p4(quick)
 
 
 def over_http(base: str, n: int, seed: int, repeat_first: bool = False) -> list[float]:
@@ -139,8 +208,13 @@ def workloads() -> dict[str, tuple[str, list[dict]]]:
 
 
 def main(repeats: int = 3) -> None:
+    from bench.common import print_rows
+
+    print_rows(run(quick="--quick" in sys.argv))
+    if "--full" not in sys.argv:
+        return
     n = 200
-    local = in_process(n)
+    local, _ = in_process(n)
     runs: dict[str, dict[str, list[float]]] = {}
     with (
         Server(EAAS_CACHE_SIZE="4096") as on,

@@ -7,6 +7,7 @@ return identical numbers. Input checks name the field and the reason.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,7 +18,14 @@ from explain.schema import COLUMNS
 from explain.source import SourceModel
 from explain.tabular import make_tabular
 from explain.text import make_text
-from explain.validation import Params, check_params, check_tabular_input, check_text_input
+from explain.validation import (
+    Params,
+    check_budget,
+    check_output,
+    check_params,
+    check_tabular,
+    check_text,
+)
 
 METHODS = ("tree", "linear", "permutation", "partition", "kernel", "text", "integrated-gradients")
 
@@ -102,23 +110,43 @@ class Engine:
         return pd.DataFrame(self.explain_records(df, params, stop), columns=COLUMNS)
 
     def explain_records(
-        self, df: pd.DataFrame, params: dict[str, Any] | None = None, stop: Stop | None = None
+        self, data: Any, params: dict[str, Any] | None = None, stop: Stop | None = None
     ) -> list:
-        """As `explain`, as plain dicts (the service skips a DataFrame round trip).
+        """As `explain`, as plain dicts; `data` is a DataFrame or records (dicts or strings).
 
         `stop()` is polled between model forward batches (text) or rows; when it turns true the
         call raises `Stopped` (explain/errors.py), so a caller's time budget frees the worker.
         """
-        p = check_params(params, self.config.defaults)
-        if len(df) == 0:
-            return []
+        p = self.check_params(params)
         if self.source.kind == "text":
-            data = check_text_input(df)
-        else:
-            data = check_tabular_input(df, self.source.feature_names, self.source.accepts_nan)
-        if getattr(self.impl, "reentrant", False):  # text methods keep their state per call
-            out = self.impl.explain(data, p, stop)
-        else:
-            with self._lock:
-                out = self.impl.explain(data, p.max_evals, p.seed)
-        return out.to_records()
+            return self.explain_valid(check_text(data), p, stop)
+        x = check_tabular(data, self.source.feature_names, self.source.accepts_nan)
+        return self.explain_valid(x, p, stop)
+
+    def check_params(self, params: dict[str, Any] | None) -> Params:
+        """The core's parameter rule, with this explainer's defaults and method."""
+        p = check_params(params, self.config.defaults)
+        check_budget(p, self.config.method, len(self.config.features))
+        return p
+
+    def explain_valid(
+        self, data: Any, p: Params, stop: Stop | None = None, offset: int = 0
+    ) -> list:
+        """Already checked input (texts, or the float64 array in feature order) -> records.
+
+        `offset` is the position of `data[0]` in the caller's instances (for error messages).
+        """
+        if len(data) == 0:
+            return []
+        # text methods keep their state per call and the fast tree and sampled paths own
+        # theirs (per-row generators): only shap-backed paths need one call at a time
+        free = getattr(self.impl, "reentrant", False) or getattr(self.impl, "thread_safe", False)
+        with nullcontext() if free else self._lock:
+            if self.source.kind == "text":
+                out = self.impl.explain(data, p, stop)
+            else:
+                frame = pd.DataFrame(data, columns=self.source.feature_names)
+                out = self.impl.explain(frame, p.max_evals, p.seed)
+        records = out.to_records()
+        check_output(records, offset)
+        return records

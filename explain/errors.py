@@ -63,3 +63,10 @@ class Stopped(EaasError):
 
     status = 504
     code = "timeout"
+
+
+class RegistryUnavailable(EaasError):
+    """The model registry did not answer (down, unreachable): retry later, not the input's fault."""
+
+    status = 503
+    code = "registry_unavailable"

@@ -16,9 +16,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from explain.errors import BadRequest, NotFound
+from explain.errors import BadRequest, NotFound, RegistryUnavailable
 from explain.settings import core_settings
 
+# MLflow answers a missing alias with INVALID_PARAMETER_VALUE
+NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _MODEL_URI = re.compile(rf"^models:/(?P<name>{_NAME})(?:/(?P<version>\d+)|@(?P<alias>{_NAME}))$")
 _MODEL_REF = re.compile(rf"^(?P<name>{_NAME})(?:/(?P<version>\d+)|@(?P<alias>{_NAME}))?$")
@@ -108,6 +110,8 @@ def resolve_version(ref: ModelRef, client: MlflowClient | None = None) -> ModelV
             return client.get_model_version(ref.name, ref.version)
         versions = client.search_model_versions(f"name = '{ref.name}'")
     except MlflowException as exc:
+        if exc.error_code not in NOT_FOUND_CODES:  # the registry failed, not the name
+            raise RegistryUnavailable(f"registry unavailable ({exc.error_code})") from exc
         raise NotFound(f"model '{_describe(ref)}' is not registered") from exc
     if not versions:
         raise NotFound(f"model '{ref.name}' is not registered")

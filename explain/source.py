@@ -7,6 +7,7 @@ at build time and when the explainer is loaded back, in the service or a Spark w
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ TREE_TYPES = {
 MARGIN_TREES = {"GradientBoostingClassifier"}
 
 PredictFn = Callable[[pd.DataFrame], np.ndarray]
+PICKLE_FLAG = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+_PICKLE_GRANT = threading.Lock()
 
 
 @dataclass
@@ -120,8 +123,18 @@ def _load_sklearn(path: str) -> Any:
         raise UnsupportedModel("sklearn models need EAAS_TRUST_REGISTRY=true to be loaded")
     # MLflow gates all sklearn deserialization (skops included) behind this flag; the registry
     # is the operator's own store, and the skops trusted-type list in MLmodel still applies.
-    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
-    return mlflow.sklearn.load_model(path)
+    # Granted for this one load only, and restored after; the lock keeps two loads in two
+    # threads from restoring each other's grant early.
+    with _PICKLE_GRANT:
+        before = os.environ.get(PICKLE_FLAG)
+        os.environ[PICKLE_FLAG] = "true"
+        try:
+            return mlflow.sklearn.load_model(path)
+        finally:
+            if before is None:
+                os.environ.pop(PICKLE_FLAG, None)
+            else:
+                os.environ[PICKLE_FLAG] = before
 
 
 def _pin_threads(model: Any) -> None:

@@ -58,55 +58,155 @@ def check_params(params: dict[str, Any] | None, defaults: Params) -> Params:
     return Params(max_evals, seed, long_text)
 
 
-def check_tabular_input(
-    df: pd.DataFrame, features: list[str], allow_nan: bool = False
-) -> pd.DataFrame:
-    """The model's feature columns as float64, or InvalidInput naming the first bad field."""
-    cols = [str(c) for c in df.columns]
+def check_budget(p: Params, method: str, n_features: int) -> None:
+    """Permutation needs two passes over the features plus the baseline."""
+    need = 2 * n_features + 1
+    if method == "permutation" and p.max_evals < need:
+        raise InvalidInput(
+            f"parameters.max_evals: permutation needs at least {need} for {n_features} features",
+            field="parameters.max_evals",
+        )
+
+
+# --- instances --------------------------------------------------------------------------------
+# One rule for every path: REST records, the pyfunc's DataFrame and the Spark worker's Arrow
+# batches. Errors name `instances[i].<field>` (i: the row's position in the call) and the reason.
+
+FLOAT_LIMIT = 3.4e38  # float32's range: tree libraries cast to float32, larger would overflow
+NUMBER_RANGE = "out of range (magnitude above 3.4e38)"
+NOT_A_NUMBER = "not a number"
+NO_NAN = "missing value and the model cannot take it"
+MAX_MESSAGE = 100
+
+
+def _name(field: Any) -> str:
+    """A field name as it may appear in a message: a string, cut to 100 characters."""
+    return str(field)[:MAX_MESSAGE]
+
+
+def invalid(i: int, field: Any, reason: str) -> InvalidInput:
+    """`instances[i].<field>: reason`; `row_message` drops the position (`<field>: reason`) for
+    outputs where the error already sits on its row (the Spark job's `error` column)."""
+    where = f"instances[{i}]" + (f".{_name(field)}" if field is not None else "")
+    exc = InvalidInput(f"{where}: {reason}", field=where)
+    exc.row_message = f"{_name(field)}: {reason}" if field is not None else reason
+    return exc
+
+
+def cell_reason(v: Any, accepts_nan: bool) -> str | None:
+    """Why one tabular value is refused, or None when it is a usable number (None/NaN: missing)."""
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return None if accepts_nan else NO_NAN
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return NOT_A_NUMBER
+    if isinstance(v, (float, np.floating)) and math.isinf(v):
+        return "infinite value"
+    if abs(v) > FLOAT_LIMIT:
+        return NUMBER_RANGE
+    return None
+
+
+def _columns(cols: list[str], features: list[str], i: int = 0) -> None:
     missing = [f for f in features if f not in cols]
     if missing:
-        raise InvalidInput(f"{missing[0]}: missing feature column", field=missing[0])
+        raise invalid(i, missing[0], "missing feature")
     extra = [c for c in cols if c not in features]
     if extra:
-        raise InvalidInput(f"{extra[0]}: unexpected column (not a model feature)", field=extra[0])
+        raise invalid(i, extra[0], "unexpected feature (not a model input)")
+
+
+def _record(i: int, rec: Any, features: list[str], accepts_nan: bool) -> list[Any]:
+    if not isinstance(rec, dict):
+        raise invalid(i, None, "expected an object of feature -> number")
+    if len(rec) != len(features) or any(f not in rec for f in features):
+        _columns([str(k) for k in rec], features, i)
+    row = [rec[f] for f in features]
+    for f, v in zip(features, row, strict=True):
+        why = cell_reason(v, accepts_nan)
+        if why:
+            raise invalid(i, f, why)
+    return row
+
+
+def check_tabular(data: Any, features: list[str], accepts_nan: bool = False) -> np.ndarray:
+    """Records (list of dicts) or a DataFrame -> float64 array (n, features) in feature order."""
+    if isinstance(data, pd.DataFrame):
+        return _check_frame(data, features, accepts_nan)
+    rows = [_record(i, rec, features, accepts_nan) for i, rec in enumerate(data)]
+    return np.array(rows, dtype=float).reshape(len(rows), len(features))
+
+
+def _check_frame(df: pd.DataFrame, features: list[str], accepts_nan: bool) -> np.ndarray:
+    _columns([str(c) for c in df.columns], features)
     sub = df[features]
     if all(is_numeric_dtype(t) and not is_bool_dtype(t) for t in sub.dtypes):
-        arr = sub.to_numpy(dtype=float)  # fast path: one conversion, not one per column
-        bad = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
+        arr = sub.to_numpy(dtype=float)  # fast path: one conversion, then one vector check
+        bad = ~np.isfinite(arr) | (np.abs(arr) > FLOAT_LIMIT)
+        if accepts_nan:
+            bad &= ~np.isnan(arr)
         if not bad.any():
-            return pd.DataFrame(arr, columns=features, index=df.index)
-    out = {}
-    for f in features:
-        col = df[f]
-        try:
-            arr = pd.to_numeric(col, errors="raise").to_numpy(dtype=float)
-        except (ValueError, TypeError):
-            raise InvalidInput(f"{f}: not a number", field=f) from None
-        if col.dtype == object and any(isinstance(v, (str, bool)) for v in col):
-            raise InvalidInput(f"{f}: not a number", field=f)
-        if not allow_nan and np.isnan(arr).any():
-            raise InvalidInput(f"{f}: missing value (NaN) and the model cannot take it", field=f)
-        if np.isinf(arr).any():
-            raise InvalidInput(f"{f}: infinite value", field=f)
-        out[f] = arr
-    return pd.DataFrame(out, index=df.index)
+            return arr
+    errors = tabular_row_errors(df, features, accepts_nan)
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return sub.to_numpy(dtype=float)
 
 
-def check_text_input(df: pd.DataFrame) -> list[str]:
+def tabular_row_errors(
+    df: pd.DataFrame, features: list[str], accepts_nan: bool = False
+) -> list[InvalidInput | None]:
+    """Per row, the error that row alone would get (None: fine); for callers that keep going."""
     cols = [str(c) for c in df.columns]
-    if "text" not in cols:
-        raise InvalidInput("text: missing column", field="text")
-    extra = [c for c in cols if c != "text"]
-    if extra:
-        raise InvalidInput(
-            f"{extra[0]}: unexpected column (text models take 'text')", field=extra[0]
-        )
-    texts = []
-    for v in df["text"]:
-        if not isinstance(v, str):
-            bad = v is None or (isinstance(v, float) and math.isnan(v))
-            raise InvalidInput(
-                "text: " + ("missing value" if bad else "not a string"), field="text"
-            )
-        texts.append(v)
-    return texts
+    try:
+        _columns(cols, features)
+    except InvalidInput:  # a column problem is every row's problem
+        return [invalid(i, *_column_fault(cols, features)) for i in range(len(df))]
+    values = df[features].to_numpy(dtype=object)
+    out: list[InvalidInput | None] = []
+    for i, row in enumerate(values):
+        err = None
+        for f, v in zip(features, row, strict=True):
+            why = cell_reason(v, accepts_nan)
+            if why:
+                err = invalid(i, f, why)
+                break
+        out.append(err)
+    return out
+
+
+def _column_fault(cols: list[str], features: list[str]) -> tuple[str, str]:
+    missing = [f for f in features if f not in cols]
+    if missing:
+        return missing[0], "missing feature"
+    return next(c for c in cols if c not in features), "unexpected feature (not a model input)"
+
+
+def text_reason(v: Any, max_chars: int | None = None) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return "missing value"
+    if not isinstance(v, str):
+        return "not a string"
+    if max_chars is not None and len(v) > max_chars:
+        return f"longer than {max_chars} characters"
+    return None
+
+
+def check_text(data: Any, max_chars: int | None = None) -> list[str]:
+    """Strings (REST) or a DataFrame with one `text` column -> the texts."""
+    if isinstance(data, pd.DataFrame):
+        _columns([str(c) for c in data.columns], ["text"])
+        data = data["text"].tolist()
+    for i, v in enumerate(data):
+        why = text_reason(v, max_chars)
+        if why:
+            raise invalid(i, "text", why)
+    return list(data)
+
+
+def check_output(records: list[dict], offset: int = 0) -> None:
+    """Inputs the model takes can still overflow inside it: refuse what JSON cannot carry."""
+    for i, r in enumerate(records):
+        nums = [*r["prediction"], *r["base_values"], r["additivity_error"]]
+        if not (np.isfinite(nums).all() and all(np.isfinite(v).all() for v in r["values"])):
+            raise invalid(offset + i, None, "the model's output is not finite for these values")

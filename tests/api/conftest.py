@@ -72,3 +72,49 @@ def metric(client: httpx.Client, name: str, **labels: str) -> float:
         if key == (f"{name}{{{want}}}" if want else name):
             return float(value)
     return 0.0
+
+
+@contextmanager
+def serve_process(env: dict[str, str], *args: str, ready: bool = True) -> Iterator[httpx.Client]:
+    """A real `eaas serve` subprocess on a free 127.0.0.1 port; yields a client (`.proc` set)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    port = free_port()
+    eaas = str(Path(sys.executable).with_name("eaas"))
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would block a chatty server
+    proc = subprocess.Popen(
+        [eaas, "serve", "--port", str(port), *args],
+        env={**os.environ, "EAAS_NUM_THREADS": "1", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    client.proc = proc  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                code = client.get("/readyz").status_code
+                if code == 200 or (not ready and code == 503):
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            log.seek(0)
+            raise RuntimeError(f"eaas serve did not start: {log.read()[-2000:]!r}")
+        yield client
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()

@@ -62,7 +62,7 @@ def test_black_box_keeps_unexplainable_rows_with_the_reason(spark, built):
     assert sorted(got) == list(range(10))
     for i in (3, 7):
         assert got[i]["status"] == "error"
-        assert got[i]["error"] == "f2: missing value (NaN) and the model cannot take it"
+        assert got[i]["error"] == "f2: missing value and the model cannot take it"
         assert all(got[i][c] is None for c in COLUMNS)
     ok = [i for i in range(10) if i not in (3, 7)]
     assert all(got[i]["status"] == "ok" and got[i]["error"] is None for i in ok)

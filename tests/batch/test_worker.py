@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from batch.worker import WorkerSpec, explain_batch, explain_record_batch, precheck, reason
@@ -47,17 +45,21 @@ def test_a_clean_batch_is_one_call():
 def test_numbers_written_as_text_are_parsed_per_cell():
     x = pd.DataFrame({"a": ["1.5", " 2 ", "abc", None, "nan", "1e3"], "b": [1.0] * 6})
     errors: list[str | None] = [None] * 6
-    got = precheck(x, SPEC, errors)
+    got = precheck(x, SPEC, errors, accepts_nan=True)
+    # the core's rule names the field; the error sits on its row
     assert errors == [None, None, "a: not a number", None, None, None]
     assert got["a"].tolist()[:2] == [1.5, 2.0] and got["a"].tolist()[5] == 1000.0
-    assert all(math.isnan(v) for v in got["a"].tolist()[2:5])  # the engine judges missing ones
+    assert all(pd.isna(v) for v in got["a"].tolist()[3:5])  # missing: fine if the model takes NaN
+    strict: list[str | None] = [None] * 6
+    precheck(x, SPEC, strict)
+    assert strict[3] == "a: missing value and the model cannot take it"
 
 
 def test_text_over_the_limit_is_an_error_row():
     spec = WorkerSpec("models:/t/1", "", "", "text", ("text",), ("id",), max_text_chars=5)
     errors: list[str | None] = [None] * 3
     precheck(pd.DataFrame({"text": ["short", "longer", None]}), spec, errors)
-    assert errors[0] is None and errors[2] is None
+    assert errors[0] is None and errors[2] == "text: missing value"
     assert errors[1].startswith("text: longer than 5 characters")
 
 
