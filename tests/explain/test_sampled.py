@@ -85,7 +85,7 @@ def test_seed_outside_numpys_range_is_a_422_naming_the_field(mlp, seed):
     model, x = mlp
     with pytest.raises(InvalidInput, match="seed") as exc:
         _engine(model, x, "permutation").explain_records(x.iloc[:1], {"seed": seed})
-    assert exc.value.status == 422 and exc.value.field == "seed"
+    assert exc.value.status == 422 and exc.value.field == "parameters.seed"
 
 
 def _spearman(a, b) -> float:
