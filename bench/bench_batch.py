@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import Row, pin_threads, print_rows, row  # noqa: E402
+from bench.common import Row, interleaved, pin_threads, print_rows, row  # noqa: E402
 
 pin_threads(1)
 
@@ -137,15 +136,9 @@ def compare(n: int, loop_out: Path, job_out: Path) -> tuple[bool, str]:
 
 
 def alternate(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of each, in alternating rounds (load drift hits both alike); no extra
-    warm-up: the loop's model is loaded and the cold Spark job has already started the workers."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Alternating rounds with no extra warm-up: the loop's model is loaded and the cold Spark
+    job has already started the workers."""
+    return interleaved(fns, rounds, warmup=False)
 
 
 def measure(d: Path, n: int, rounds: int, phases: bool) -> list[Row]:

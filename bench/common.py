@@ -91,10 +91,12 @@ def median_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int = 5) -> dict[str, float]:
+def interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int = 5, warmup: bool = True
+) -> dict[str, float]:
     """Median seconds of each function, timed in alternating rounds so that load drift on a
-    shared machine hits all of them alike."""
-    for f in fns.values():
+    shared machine hits all of them alike; `warmup=False` when the callers are already warm."""
+    for f in fns.values() if warmup else ():
         f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
