@@ -123,8 +123,10 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(built):
     env = {"EAAS_GRACE_S": "30", "EAAS_CACHE_SIZE": "0", "EAAS_EXECUTOR_THREADS": "1"}
     with serve_process(env, "--models", "tiny-mlp@champion") as api:
         base = str(api.base_url)
-        rows = [{**ROW, "f0": 0.01 * i} for i in range(3)]
-        slow = {"instances": rows, "parameters": {"max_evals": 1500}}
+        # ~1.5 s of work per request here (80 rows x 20000 evaluations): long enough to be seen
+        # in flight whatever the machine, short enough that all three end within the grace
+        rows = [{**ROW, "f0": 0.01 * i} for i in range(80)]
+        slow = {"instances": rows, "parameters": {"max_evals": 20000}}
         results: list[httpx.Response | Exception] = []
 
         def call(seed: int) -> None:
@@ -148,7 +150,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(built):
         for t in threads:
             t.join(60)
         assert [getattr(r, "status_code", r) for r in results] == [200, 200, 200]
-        assert all(len(r.json()["explanations"]) == 3 for r in results)
+        assert all(len(r.json()["explanations"]) == len(rows) for r in results)
         assert api.proc.wait(40) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
         assert time.monotonic() - sent < 35  # within the grace period (+ a little)
 
