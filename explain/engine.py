@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from explain.errors import BadRequest, Stop
-from explain.schema import COLUMNS
+from explain.schema import COLUMNS, Explanations
 from explain.source import SourceModel
 from explain.tabular import make_tabular
 from explain.text import make_text
@@ -138,15 +138,31 @@ class Engine:
         """
         if len(data) == 0:
             return []
+        out = self._run(data, p, stop)
+        records = out.to_records()
+        if not out.all_finite():  # one vector test; the per-record rule names the row
+            check_output(records, offset)
+        return records
+
+    def explain_arrays(self, data: Any, params: dict[str, Any] | None = None) -> Explanations:
+        """As `explain_records`, in array form, for callers that build columns themselves (the
+        Spark worker writes Arrow from these arrays with no Python object per number)."""
+        p = self.check_params(params)
+        if self.source.kind == "text":
+            x: Any = check_text(data)
+        else:
+            x = check_tabular(data, self.source.feature_names, self.source.accepts_nan)
+        out = self._run(x, p, None)
+        if not out.all_finite():
+            check_output(out.to_records())
+        return out
+
+    def _run(self, data: Any, p: Params, stop: Stop | None) -> Explanations:
         # text methods keep their state per call and the fast tree and sampled paths own
         # theirs (per-row generators): only shap-backed paths need one call at a time
         free = getattr(self.impl, "reentrant", False) or getattr(self.impl, "thread_safe", False)
         with nullcontext() if free else self._lock:
             if self.source.kind == "text":
-                out = self.impl.explain(data, p, stop)
-            else:
-                frame = pd.DataFrame(data, columns=self.source.feature_names)
-                out = self.impl.explain(frame, p.max_evals, p.seed)
-        records = out.to_records()
-        check_output(records, offset)
-        return records
+                return self.impl.explain(data, p, stop)
+            frame = pd.DataFrame(data, columns=self.source.feature_names)
+            return self.impl.explain(frame, p.max_evals, p.seed)

@@ -92,9 +92,9 @@ class TabularMethod(ABC):
             output_names=names,
             prediction=pred,
             base_values=base,
-            values=[values[i] for i in range(n)],
+            values=np.asarray(values, dtype=float),
             features=[list(self.source.feature_names)] * n,
-            data=[list(map(float, rows[i])) for i in range(n)],
+            data=rows,
         )
 
     @abstractmethod

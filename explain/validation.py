@@ -138,19 +138,35 @@ def check_tabular(data: Any, features: list[str], accepts_nan: bool = False) -> 
 
 def _check_frame(df: pd.DataFrame, features: list[str], accepts_nan: bool) -> np.ndarray:
     _columns([str(c) for c in df.columns], features)
-    sub = df[features]
-    if all(is_numeric_dtype(t) and not is_bool_dtype(t) for t in sub.dtypes):
-        arr = sub.to_numpy(dtype=float)  # fast path: one conversion, then one vector check
-        bad = ~np.isfinite(arr) | (np.abs(arr) > FLOAT_LIMIT)
-        if accepts_nan:
-            bad &= ~np.isnan(arr)
-        if not bad.any():
-            return arr
+    arr, suspect = _vector_check(_in_order(df, features), accepts_nan)
+    if arr is not None and not suspect.any():
+        return arr
     errors = tabular_row_errors(df, features, accepts_nan)
     first = next((e for e in errors if e is not None), None)
     if first is not None:
         raise first
-    return sub.to_numpy(dtype=float)
+    return _in_order(df, features).to_numpy(dtype=float)
+
+
+def _in_order(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The feature columns in model order; the frame itself when it already is (the usual case:
+    a label lookup builds pandas' hash table of the columns, ~9 ms the first time per frame)."""
+    return df if [str(c) for c in df.columns] == features else df[features]
+
+
+def _vector_check(sub: pd.DataFrame, accepts_nan: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """Numeric frames: (float array, rows that may be refused), one vector test instead of a
+    Python call per cell; (None, all rows) when a column is not plainly numeric."""
+    if not all(is_numeric_dtype(t) and not is_bool_dtype(t) for t in sub.dtypes):
+        return None, np.ones(len(sub), dtype=bool)
+    try:
+        arr = sub.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):  # an exotic numeric dtype: judge it cell by cell
+        return None, np.ones(len(sub), dtype=bool)
+    bad = ~np.isfinite(arr) | (np.abs(arr) > FLOAT_LIMIT)
+    if accepts_nan:
+        bad &= ~np.isnan(arr)
+    return arr, bad.any(axis=1)
 
 
 def tabular_row_errors(
@@ -162,16 +178,18 @@ def tabular_row_errors(
         _columns(cols, features)
     except InvalidInput:  # a column problem is every row's problem
         return [invalid(i, *_column_fault(cols, features)) for i in range(len(df))]
-    values = df[features].to_numpy(dtype=object)
-    out: list[InvalidInput | None] = []
-    for i, row in enumerate(values):
-        err = None
+    out: list[InvalidInput | None] = [None] * len(df)
+    _, suspect = _vector_check(_in_order(df, features), accepts_nan)
+    if not suspect.any():
+        return out
+    rows = np.flatnonzero(suspect)  # only these need the per-cell rule (and its message)
+    values = df[features].iloc[rows].to_numpy(dtype=object)
+    for i, row in zip(rows.tolist(), values, strict=True):
         for f, v in zip(features, row, strict=True):
             why = cell_reason(v, accepts_nan)
             if why:
-                err = invalid(i, f, why)
+                out[i] = invalid(i, f, why)
                 break
-        out.append(err)
     return out
 
 
