@@ -68,7 +68,9 @@ def load_method(method: str):
     mv = resolve_version(parse_model_uri(f"models:/{MODEL}"))
     tmp = tempfile.mkdtemp(prefix="eaas-bench-text-")
     src = load_source(download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=tmp))
-    return make_text(method, src), f"{mv.name}/{mv.version}"
+    # the run id too: `make demo` on a fresh home registers a new model as the same version 1,
+    # and a cached reference of the old one would be silently compared with the new
+    return make_text(method, src), f"{mv.name}/{mv.version}/{mv.run_id}"
 
 
 def explain(impl, text: str, evals: int, long_text: str = "truncate") -> np.ndarray:
