@@ -194,7 +194,8 @@ def measure(d: Path, n: int, rounds: int, phases: bool) -> list[Row]:
         row("P6-array-loop", f"informative: one-process loop over eaas' array API (the worker's "
             f"path) / Spark job, {what}", med["array-loop"] / med["job"], "x",
             check=check_arr.replace("spark", "array loop") + ("" if ok_arr else " MISMATCH")),
-        row("P6-array-loop-s", f"array-API loop, {what}", med["array-loop"], "s"),
+        row("P6-array-loop-s", f"array-API loop, {what}", med["array-loop"], "s",
+            check=check_arr.replace("spark", "array loop")),
         row(
             "P6-cold-job-s",
             f"first Spark job of the session (workers start), {n} rows",
