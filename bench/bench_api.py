@@ -36,13 +36,17 @@ def free_port() -> int:
 
 
 class Server:
+    """`eaas serve` of `models` on a free loopback port, one numeric thread; ready or raises."""
+
+    models = MODELS
+
     def __init__(self, **env: str) -> None:
         self.port = free_port()
         self.env = {**os.environ, "EAAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **env}
         self.base = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Server:
-        cmd = [EAAS, "serve", "--port", str(self.port), "--models", MODELS]
+        cmd = [EAAS, "serve", "--port", str(self.port), "--models", self.models]
         self.proc = subprocess.Popen(
             cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -54,6 +58,7 @@ class Server:
             except httpx.TransportError:
                 pass
             time.sleep(0.5)
+        self.__exit__()
         raise RuntimeError("server not ready")
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,6 @@ Usage: .venv/bin/python bench/bench_fair.py [--quick]
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +25,6 @@ from bench import bench_api  # noqa: E402
 from bench.bench_text import snippets  # noqa: E402
 from bench.common import loadavg, print_rows, row  # noqa: E402
 
-EAAS = bench_api.EAAS
 URL = "/v1/models/sentiment@champion:explain"
 SENTENCES = [
     "A warm, funny and sharply written film.",
@@ -56,21 +54,7 @@ def _light(client: httpx.Client, k: int) -> tuple[float, int]:
 class Server(bench_api.Server):
     """`eaas serve` of the sentiment model only (bench_api's server serves three)."""
 
-    def __enter__(self) -> Server:
-        cmd = [EAAS, "serve", "--port", str(self.port), "--models", "sentiment@champion"]
-        self.proc = subprocess.Popen(
-            cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/readyz").status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        self.__exit__()
-        raise RuntimeError("server not ready")
+    models = "sentiment@champion"
 
 
 def run(quick: bool = False) -> list:
