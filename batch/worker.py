@@ -153,18 +153,23 @@ def _predict(model: Any, x: pd.DataFrame, params: dict) -> list[dict]:
     return out.to_dict("records")
 
 
-def _explain_frame(
+def _checked(
     x: pd.DataFrame, spec: WorkerSpec, model: Any
-) -> tuple[dict[str, list], list[str | None]]:
-    """Explanation columns (None on error rows) and the per-row errors for the feature rows."""
-    x = x.reset_index(drop=True)
+) -> tuple[pd.DataFrame, list[str | None]]:
+    """The feature rows after the core's input rule, and each row's error (None: fine)."""
     errors: list[str | None] = [None] * len(x)
-    x = precheck(x, spec, errors, _accepts_nan(model))
+    return precheck(x.reset_index(drop=True), spec, errors, _accepts_nan(model)), errors
+
+
+def _explain_frame(
+    x: pd.DataFrame, spec: WorkerSpec, model: Any, errors: list[str | None]
+) -> dict[str, list]:
+    """Explanation columns (None on error rows) for checked feature rows; fills `errors`."""
     rows = [i for i in range(len(x)) if errors[i] is None]
     cols = _explain_rows(model, x, rows, spec.params, errors)
     for c in COLUMNS:  # a row that failed after its batch call keeps nothing half-done
         cols[c] = [v if errors[i] is None else None for i, v in enumerate(cols[c])]
-    return cols, errors
+    return cols
 
 
 def _accepts_nan(model: Any) -> bool:
@@ -182,7 +187,8 @@ def _status(errors: list[str | None]) -> list[str]:
 def explain_batch(pdf: pd.DataFrame, spec: WorkerSpec, model: Any) -> pd.DataFrame:
     """pandas in, pandas out: ids, Explanation columns, status and error (one row per row)."""
     pdf = pdf.reset_index(drop=True)
-    cols, errors = _explain_frame(pdf[list(spec.features)], spec, model)
+    x, errors = _checked(pdf[list(spec.features)], spec, model)
+    cols = _explain_frame(x, spec, model, errors)
     out = pdf[list(spec.id_cols)].copy()
     for c in COLUMNS:
         out[c] = pd.Series(cols[c], dtype=object)
@@ -193,15 +199,14 @@ def explain_batch(pdf: pd.DataFrame, spec: WorkerSpec, model: Any) -> pd.DataFra
 
 def explain_record_batch(batch: pa.RecordBatch, spec: WorkerSpec, model: Any) -> pa.RecordBatch:
     """Arrow in, Arrow out: the id columns pass through untouched (exact types, no pandas trip)."""
-    x = batch.select(list(spec.features)).to_pandas()
+    x, errors = _checked(batch.select(list(spec.features)).to_pandas(), spec, model)
     fields = arrow_fields(spec.kind)
-    arrays = _fast_columns(x, spec, model, fields)
-    if arrays is not None:
-        arrays += [pa.array(["ok"] * len(x), pa.string()), pa.nulls(len(x), pa.string())]
-    else:
-        cols, errors = _explain_frame(x, spec, model)
+    clean = all(e is None for e in errors)
+    arrays = _fast_columns(x, spec, model, fields) if clean else None
+    if arrays is None:
+        cols = _explain_frame(x, spec, model, errors)
         arrays = [pa.array(cols[f.name], type=f.type) for f in fields[: len(COLUMNS)]]
-        arrays += [pa.array(_status(errors), pa.string()), pa.array(errors, pa.string())]
+    arrays += [pa.array(_status(errors), pa.string()), pa.array(errors, pa.string())]
     ids = [batch.column(c) for c in spec.id_cols]
     schema = pa.schema([batch.schema.field(c) for c in spec.id_cols] + fields)
     return pa.RecordBatch.from_arrays(ids + arrays, schema=schema)
@@ -210,15 +215,11 @@ def explain_record_batch(batch: pa.RecordBatch, spec: WorkerSpec, model: Any) ->
 def _fast_columns(
     x: pd.DataFrame, spec: WorkerSpec, model: Any, fields: list[pa.Field]
 ) -> list[pa.Array] | None:
-    """A tabular batch whose every row is valid, explained in one engine call and written to
-    Arrow from its arrays; None sends the batch down the per-row path (errors, text, a model
-    that is not an eaas pyfunc), which gives the same numbers for the rows that succeed."""
+    """Checked, all-valid tabular rows explained in one engine call and written to Arrow from
+    its arrays; None sends the batch down the per-row path (text, a failing call, a model that
+    is not an eaas pyfunc), which gives the same numbers for the rows that succeed."""
     engine = getattr(_python_model(model), "engine", None)
     if spec.kind != "tabular" or engine is None or len(x) == 0:
-        return None
-    errors: list[str | None] = [None] * len(x)
-    x = precheck(x.reset_index(drop=True), spec, errors, _accepts_nan(model))
-    if any(e is not None for e in errors):
         return None
     try:
         exp = engine.explain_arrays(x, spec.params)

@@ -117,11 +117,14 @@ class Engine:
         `stop()` is polled between model forward batches (text) or rows; when it turns true the
         call raises `Stopped` (explain/errors.py), so a caller's time budget frees the worker.
         """
-        p = self.check_params(params)
+        p = self.check_params(params)  # parameters first: a bad one is reported before input
+        return self.explain_valid(self.check_input(data), p, stop)
+
+    def check_input(self, data: Any) -> Any:
+        """The core's input rule for this explainer: texts, or the float64 array in model order."""
         if self.source.kind == "text":
-            return self.explain_valid(check_text(data), p, stop)
-        x = check_tabular(data, self.source.feature_names, self.source.accepts_nan)
-        return self.explain_valid(x, p, stop)
+            return check_text(data)
+        return check_tabular(data, self.source.feature_names, self.source.accepts_nan)
 
     def check_params(self, params: dict[str, Any] | None) -> Params:
         """The core's parameter rule, with this explainer's defaults and method."""
@@ -148,11 +151,7 @@ class Engine:
         """As `explain_records`, in array form, for callers that build columns themselves (the
         Spark worker writes Arrow from these arrays with no Python object per number)."""
         p = self.check_params(params)
-        if self.source.kind == "text":
-            x: Any = check_text(data)
-        else:
-            x = check_tabular(data, self.source.feature_names, self.source.accepts_nan)
-        out = self._run(x, p, None)
+        out = self._run(self.check_input(data), p, None)
         if not out.all_finite():
             check_output(out.to_records())
         return out
