@@ -16,18 +16,24 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import audit, errors, ui
-from api.audit import pages as audit_pages
-from api.audit import routes as audit_routes
-from api.batching import Executor
-from api.errors import PayloadTooLarge, Timeout, Unauthorized, Unavailable
-from api.metrics import Metrics
-from api.render import explanation_png, truncate
-from api.schemas import ErrorResponse, ExplainRequest, ExplainResponse, ModelList, ServedModelDetail
-from api.settings import ServeSettings
-from api.store import Loaded, ModelStore
-from explain.errors import BadRequest, InvalidInput
-from explain.validation import check_tabular, check_text, invalid
+from eaas.api import audit, errors, ui
+from eaas.api.audit import pages as audit_pages
+from eaas.api.audit import routes as audit_routes
+from eaas.api.batching import Executor
+from eaas.api.errors import PayloadTooLarge, Timeout, Unauthorized, Unavailable
+from eaas.api.metrics import Metrics
+from eaas.api.render import explanation_png, truncate
+from eaas.api.schemas import (
+    ErrorResponse,
+    ExplainRequest,
+    ExplainResponse,
+    ModelList,
+    ServedModelDetail,
+)
+from eaas.api.settings import ServeSettings
+from eaas.api.store import Loaded, ModelStore
+from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.validation import check_tabular, check_text, invalid
 
 log = logging.getLogger("eaas.api")
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
-from api.errors import PayloadTooLarge, Unavailable
-from api.metrics import Metrics
-from api.settings import ServeSettings
-from api.store import Loaded
-from explain.errors import Stopped
-from explain.text_budget import request_cost
-from explain.validation import Params
+from eaas.api.errors import PayloadTooLarge, Unavailable
+from eaas.api.metrics import Metrics
+from eaas.api.settings import ServeSettings
+from eaas.api.store import Loaded
+from eaas.explain.errors import Stopped
+from eaas.explain.text_budget import request_cost
+from eaas.explain.validation import Params
 
 log = logging.getLogger("eaas.api")
 Item = tuple[list[Any], asyncio.Future]

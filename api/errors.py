@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from explain.errors import BadRequest, EaasError, InvalidInput
+from eaas.explain.errors import BadRequest, EaasError, InvalidInput
 
 log = logging.getLogger("eaas.api")
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.store import Loaded
-from explain import plots
+from eaas.api.store import Loaded
+from eaas.explain import plots
 
 
 def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from explain.schema import FIELDS
+from eaas.explain.schema import FIELDS
 
 
 class Parameters(BaseModel):

@@ -15,8 +15,8 @@ import tempfile
 
 import uvicorn
 
-from api.settings import ServeSettings
-from explain.errors import BadRequest
+from eaas.api.settings import ServeSettings
+from eaas.explain.errors import BadRequest
 
 MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -41,7 +41,7 @@ def serve(settings: ServeSettings) -> None:
         os.environ[MULTIPROC] = owned  # read by prometheus_client when a worker imports it
     try:
         uvicorn.run(
-            "api.app:create_app",
+            "eaas.api.app:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,

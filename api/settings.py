@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from explain.settings import CoreSettings
+from eaas.explain.settings import CoreSettings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -21,10 +21,10 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from api.errors import Unavailable
-from explain.engine import Engine
-from explain.errors import EaasError, NotFound
-from explain.registry import (
+from eaas.api.errors import Unavailable
+from eaas.explain.engine import Engine
+from eaas.explain.errors import EaasError, NotFound
+from eaas.explain.registry import (
     ExplainerTarget,
     ModelRef,
     configure,

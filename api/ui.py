@@ -22,11 +22,11 @@ from fastapi.responses import HTMLResponse
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from api.audit.pages import latest_block
-from api.errors import Unavailable
-from api.store import ModelStore
-from explain.errors import NotFound
-from explain.registry import parse_model_uri, resolve_version
+from eaas.api.audit.pages import latest_block
+from eaas.api.errors import Unavailable
+from eaas.api.store import ModelStore
+from eaas.explain.errors import NotFound
+from eaas.explain.registry import parse_model_uri, resolve_version
 
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*\.(png|html|json|csv)$")
 _REPORT_FILES = {
@@ -49,7 +49,7 @@ MAX_VERSIONS = 10
 
 
 def _require_key(request: Request) -> None:
-    from api.app import require_key  # api.app includes this router: import at call time
+    from eaas.api.app import require_key  # api.app includes this router: import at call time
 
     require_key(request)
 

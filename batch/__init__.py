@@ -10,11 +10,11 @@ __all__ = ["explain_dataframe", "run_job"]
 def __getattr__(name: str) -> Any:
     """Lazy: Spark workers import `batch.worker` without paying for PySpark's driver side."""
     if name == "explain_dataframe":
-        from batch.frame import explain_dataframe
+        from eaas.batch.frame import explain_dataframe
 
         return explain_dataframe
     if name == "run_job":
-        from batch.job import run_job
+        from eaas.batch.job import run_job
 
         return run_job
     raise AttributeError(name)

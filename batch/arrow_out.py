@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from explain.schema import COLUMNS, Explanations
+from eaas.explain.schema import COLUMNS, Explanations
 
 
 def _lists(flat: pa.Array, n: int, width: int) -> pa.ListArray:

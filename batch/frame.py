@@ -11,14 +11,14 @@ import mlflow
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch.spark_types import output_schema
-from batch.worker import DEFAULT_MAX_TEXT_CHARS, WorkerSpec, make_mapper
-from explain.engine import ExplainerConfig
-from explain.errors import BadRequest, InvalidInput
-from explain.registry import ExplainerTarget, configure, resolve_explainer, tracking_uri
-from explain.schema import COLUMNS
-from explain.settings import core_settings
-from explain.validation import Params, check_params
+from eaas.batch.spark_types import output_schema
+from eaas.batch.worker import DEFAULT_MAX_TEXT_CHARS, WorkerSpec, make_mapper
+from eaas.explain.engine import ExplainerConfig
+from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, tracking_uri
+from eaas.explain.schema import COLUMNS
+from eaas.explain.settings import core_settings
+from eaas.explain.validation import Params, check_params
 
 STATUS_COLUMNS = ["status", "error"]
 OUTPUT_COLUMNS = COLUMNS + STATUS_COLUMNS

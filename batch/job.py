@@ -1,8 +1,8 @@
 """The batch job: read a dataset, explain every row, write typed Parquet, check, commit.
 
-Run it as `eaas batch ...`, as `python -m batch.job ...`, or hand this file to spark-submit:
-`spark-submit --master spark://HOST:7077 "$(python -c 'import batch.job as j; print(j.__file__)')"
---model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
+Run it as `eaas batch ...`, as `python -m eaas.batch.job ...`, or hand this file to spark-submit:
+`spark-submit --master spark://HOST:7077 \
+"$(python -c 'import eaas.batch.job as j; print(j.__file__)')" --model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from mlflow.exceptions import MlflowException
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from batch import output
-from batch.frame import ExplainerInfo, check_columns, plan
-from batch.progress import StageProgress
-from batch.session import start_session
-from batch.worker import DEFAULT_MAX_TEXT_CHARS
-from explain.errors import BadRequest, EaasError
-from explain.registry import configure, resolve_explainer
-from explain.schema import LONG_TEXT
+from eaas.batch import output
+from eaas.batch.frame import ExplainerInfo, check_columns, plan
+from eaas.batch.progress import StageProgress
+from eaas.batch.session import start_session
+from eaas.batch.worker import DEFAULT_MAX_TEXT_CHARS
+from eaas.explain.errors import BadRequest, EaasError
+from eaas.explain.registry import configure, resolve_explainer
+from eaas.explain.schema import LONG_TEXT
 
 FORMATS = ("parquet", "csv")
 # rows per Arrow batch: big for fast tabular methods, small for text so a bad row's fallback
@@ -195,7 +195,7 @@ def split_cols(value: str | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="batch.job", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="eaas.batch.job", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
@@ -212,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for `python -m batch.job` and spark-submit; same contract as `eaas batch`."""
+    """`python -m eaas.batch.job` and spark-submit; same contract as `eaas batch`."""
     a = _parser().parse_args(argv)
     try:
         job = JobSpec(

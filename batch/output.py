@@ -16,8 +16,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType
 
-from batch.frame import col
-from explain.errors import EaasError
+from eaas.batch.frame import col
+from eaas.explain.errors import EaasError
 
 
 class BatchCheckFailed(EaasError):

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-from batch.worker import THREAD_VARS
-from explain.registry import tracking_uri
-from explain.settings import core_settings
+from eaas.batch.worker import THREAD_VARS
+from eaas.explain.registry import tracking_uri
+from eaas.explain.settings import core_settings
 
 
 def under_spark_submit() -> bool:

@@ -16,7 +16,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from explain.schema import FIELDS
+from eaas.explain.schema import FIELDS
 
 STATUS_FIELDS = [StructField("status", StringType(), False), StructField("error", StringType())]
 

@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from batch.arrow_out import explanation_columns
-from batch.spark_types import arrow_fields
-from explain.isolate import batch_else_rows
-from explain.schema import COLUMNS
-from explain.validation import invalid, tabular_row_errors, text_reason
+from eaas.batch.arrow_out import explanation_columns
+from eaas.batch.spark_types import arrow_fields
+from eaas.explain.isolate import batch_else_rows
+from eaas.explain.schema import COLUMNS
+from eaas.explain.validation import invalid, tabular_row_errors, text_reason
 
 DEFAULT_MAX_TEXT_CHARS = 5000
 THREAD_VARS = ("EAAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -50,8 +50,8 @@ def _prepare_process(spec: WorkerSpec) -> None:
     """Pin numeric threads and point MLflow at the job's registry, before the first load."""
     import mlflow
 
-    from explain.pyfunc import pin_threads
-    from explain.settings import core_settings
+    from eaas.explain.pyfunc import pin_threads
+    from eaas.explain.settings import core_settings
 
     for var in THREAD_VARS:
         os.environ[var] = str(spec.num_threads)

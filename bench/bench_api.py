@@ -83,7 +83,7 @@ def pct(xs: list[float], q: float) -> float:
 def load_engine():
     import mlflow
 
-    from explain.registry import configure
+    from eaas.explain.registry import configure
 
     configure()
     model = mlflow.pyfunc.load_model("models:/breast-cancer-explainer@champion")

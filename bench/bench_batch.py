@@ -47,9 +47,9 @@ def setup_registry(home: Path) -> None:
     from sklearn.datasets import load_breast_cancer
     from xgboost import XGBClassifier
 
-    from explain.build import build_explainer
-    from explain.registry import use_experiment
-    from explain.settings import core_settings
+    from eaas.explain.build import build_explainer
+    from eaas.explain.registry import use_experiment
+    from eaas.explain.settings import core_settings
 
     os.environ["EAAS_HOME"] = str(home)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
@@ -81,8 +81,8 @@ class Loop:
     def __init__(self, uri: str) -> None:
         import mlflow.pyfunc
 
-        from batch.spark_types import arrow_fields
-        from explain.schema import COLUMNS
+        from eaas.batch.spark_types import arrow_fields
+        from eaas.explain.schema import COLUMNS
 
         self.model = mlflow.pyfunc.load_model(uri)
         self.fields = arrow_fields("tabular")[: len(COLUMNS)]
@@ -103,7 +103,7 @@ class Loop:
     def run_arrays(self, src: Path, dst: Path) -> None:
         """The loop a user could write against eaas' own array API (what each Spark worker
         runs): the gap to the job is then the second core, less Spark's own costs."""
-        from batch.arrow_out import explanation_columns
+        from eaas.batch.arrow_out import explanation_columns
 
         engine = self.model.unwrap_python_model().engine
         table = pq.read_table(src)
@@ -119,7 +119,7 @@ class Loop:
 
 
 def spark_job(src: Path, dst: Path, phases: bool) -> float:
-    from batch.job import JobSpec, run_job
+    from eaas.batch.job import JobSpec, run_job
 
     t0 = time.monotonic()
     echo = (lambda s: print(f"  +{time.monotonic() - t0:6.2f}s {s}")) if phases else (
@@ -159,7 +159,7 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, fl
 
 
 def measure(d: Path, n: int, rounds: int, phases: bool) -> list[Row]:
-    from batch.session import start_session
+    from eaas.batch.session import start_session
 
     x = setup_registry(d / "home")
     src = d / "in.parquet"

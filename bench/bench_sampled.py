@@ -44,8 +44,8 @@ def _mlp():
 
 
 def _engine(model, x: pd.DataFrame, method: str):
-    from explain.engine import Engine
-    from explain.source import SourceModel
+    from eaas.explain.engine import Engine
+    from eaas.explain.source import SourceModel
 
     src = SourceModel("sklearn", model, "tabular", list(x.columns), OUTPUTS, True)
     return Engine(src, method, x.sample(100, random_state=0), {"max_evals": 500, "seed": 0})
@@ -98,7 +98,7 @@ def _same_as_shap(engine, rows: pd.DataFrame, out: list) -> str:
     """Partition re-implements shap's recursion: compare with shap's own at the same batch."""
     import shap
 
-    from explain.tabular import partition_batch
+    from eaas.explain.tabular import partition_batch
 
     impl = engine.impl
     masker = shap.maskers.Partition(impl.bg, max_samples=len(impl.bg), clustering="correlation")
@@ -140,9 +140,9 @@ def _p9(model, x: pd.DataFrame) -> list:
     import skops.io
     from xgboost import XGBClassifier
 
-    from explain.build import build_explainer
-    from explain.registry import configure, use_experiment
-    from explain.settings import core_settings
+    from eaas.explain.build import build_explainer
+    from eaas.explain.registry import configure, use_experiment
+    from eaas.explain.settings import core_settings
 
     example = x.sample(100, random_state=0)
     with tempfile.TemporaryDirectory() as home:

@@ -60,9 +60,9 @@ def load_method(method: str):
     """The demo model's text method, built in-process from the read-only registry."""
     from mlflow.artifacts import download_artifacts
 
-    from explain.registry import configure, parse_model_uri, resolve_version
-    from explain.source import load_source
-    from explain.text import make_text
+    from eaas.explain.registry import configure, parse_model_uri, resolve_version
+    from eaas.explain.source import load_source
+    from eaas.explain.text import make_text
 
     configure()
     mv = resolve_version(parse_model_uri(f"models:/{MODEL}"))
@@ -74,7 +74,7 @@ def load_method(method: str):
 
 
 def explain(impl, text: str, evals: int, long_text: str = "truncate") -> np.ndarray:
-    from explain.validation import Params
+    from eaas.explain.validation import Params
 
     out = impl.explain([text], Params(evals, 0, long_text))
     assert out.additivity_errors().max() < 1e-6 or impl.name != "text"
@@ -133,7 +133,7 @@ def _length_rows(impl, version: str, snips: list[str], lengths: list[int]) -> li
 
 
 def impl_default_evals() -> int:
-    from explain.settings import core_settings
+    from eaas.explain.settings import core_settings
 
     return core_settings().default_max_evals
 

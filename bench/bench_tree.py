@@ -75,7 +75,7 @@ def _native(flavor: str, model, x: pd.DataFrame):
 
 
 def _p1(rid: str, flavor: str, model, x: pd.DataFrame, rounds: int):
-    from explain.treeshap import FastTreeShap
+    from eaas.explain.treeshap import FastTreeShap
 
     t0 = time.perf_counter()
     fast = FastTreeShap(model, flavor, N_FEATURES)
@@ -110,8 +110,8 @@ def _p1(rid: str, flavor: str, model, x: pd.DataFrame, rounds: int):
 def _p2(model, x: pd.DataFrame, reps: int):
     import xgboost as xgb
 
-    from explain.engine import Engine
-    from explain.source import SourceModel
+    from eaas.explain.engine import Engine
+    from eaas.explain.source import SourceModel
 
     cols = list(x.columns)
     src = SourceModel("xgboost", model, "tabular", cols, ["0", "1"], True)

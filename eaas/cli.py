@@ -27,7 +27,7 @@ def _fail(exc: Exception) -> NoReturn:
 def _run(fn, *args, **kwargs):
     from mlflow.exceptions import MlflowException
 
-    from explain.errors import EaasError
+    from eaas.explain.errors import EaasError
 
     try:
         return fn(*args, **kwargs)
@@ -51,7 +51,7 @@ def explainer_build(
     ),
 ) -> None:
     """Build, log and register an explainer; the last line printed is its models:/ URI."""
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     res = _run(
         build_explainer,
@@ -95,8 +95,8 @@ def serve_cmd(
 
 
 def _serve(**flags: object) -> None:
-    from api.server import serve
-    from api.settings import ServeSettings
+    from eaas.api.server import serve
+    from eaas.api.settings import ServeSettings
 
     overrides = {k: v for k, v in flags.items() if v is not None}
     _run(lambda: serve(ServeSettings(**overrides)))
@@ -122,7 +122,7 @@ def batch(
     ),
 ) -> None:
     """Explain every row of a dataset on Spark; writes typed Parquet with status/error per row."""
-    from batch.job import JobSpec, parse_conf, run_job, split_cols
+    from eaas.batch.job import JobSpec, parse_conf, run_job, split_cols
 
     def go():
         job = JobSpec(
@@ -171,8 +171,8 @@ def report(
     ),
 ) -> None:
     """SHAP report logged to MLflow and attached to the model version; prints its path last."""
-    from reports import build_report
-    from reports.aggregate import WordOptions
+    from eaas.reports import build_report
+    from eaas.reports.aggregate import WordOptions
 
     words = WordOptions(min_count, include_stopwords, all_outputs)
     res = _run(build_report, model, explanations, data, sample, output, compare, words)
@@ -194,7 +194,7 @@ def drift(
     top_k: int = typer.Option(10, help="Features in the NDCG ranking"),
 ) -> None:
     """Attribution drift report (NDCG, per-feature tests) logged to MLflow; prints its path last."""
-    from reports.drift import run_drift
+    from eaas.reports.drift import run_drift
 
     res = _run(run_drift, model, current, baseline, baseline_model, output, sample, top_k)
     typer.echo(res.summary())
@@ -213,7 +213,7 @@ def explanations_export(
     until: str = typer.Option(None, help="ISO 8601 date or time, exclusive"),
 ) -> None:
     """Write a model's stored explanations to Parquet for offline review."""
-    from api.audit.offline import export
+    from eaas.api.audit.offline import export
 
     n = _run(export, model, output, version, since, until)
     typer.echo(f"{n} explanations -> {output}")
@@ -222,7 +222,7 @@ def explanations_export(
 @explanations_app.command("verify")
 def explanations_verify(explanation_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Recompute a stored explanation with its explainer version; exit 1 unless identical."""
-    from api.audit.offline import verify
+    from eaas.api.audit.offline import verify
 
     verdict = _run(verify, explanation_id)
     typer.echo(verdict.summary())

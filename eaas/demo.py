@@ -15,10 +15,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from explain.build import build_explainer
-from explain.quiet import quiet_notices
-from explain.registry import configure, use_experiment
-from explain.settings import core_settings
+from eaas.explain.build import build_explainer
+from eaas.explain.quiet import quiet_notices
+from eaas.explain.registry import configure, use_experiment
+from eaas.explain.settings import core_settings
 
 EXPERIMENT = "eaas-demo"
 ALIAS = "champion"
@@ -141,7 +141,7 @@ REPORT_SAMPLES = {"breast-cancer": 200, "breast-cancer-mlp": 100, "sentiment": 2
 
 def _report(client: MlflowClient, name: str, retrain: bool) -> None:
     """A review report per demo model, explained on the spot from its sample file."""
-    from reports import build_report
+    from eaas.reports import build_report
 
     version = client.get_model_version_by_alias(name, ALIAS)
     if "eaas.report_run_id" in version.tags and not retrain:

@@ -14,15 +14,15 @@ import pandas as pd
 from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
-from explain import plots
-from explain.engine import Engine, ExplainerConfig, choose_method
-from explain.errors import BadRequest, InvalidInput, MissingBackground
-from explain.quiet import quiet_notices
-from explain.registry import ModelRef, parse_model_uri, resolve_version, use_experiment
-from explain.schema import signature
-from explain.settings import core_settings
-from explain.source import SourceModel, load_source
-from explain.validation import Params, check_params
+from eaas.explain import plots
+from eaas.explain.engine import Engine, ExplainerConfig, choose_method
+from eaas.explain.errors import BadRequest, InvalidInput, MissingBackground
+from eaas.explain.quiet import quiet_notices
+from eaas.explain.registry import ModelRef, parse_model_uri, resolve_version, use_experiment
+from eaas.explain.schema import signature
+from eaas.explain.settings import core_settings
+from eaas.explain.source import SourceModel, load_source
+from eaas.explain.validation import Params, check_params
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "eaas-explainers"

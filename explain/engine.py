@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from explain.errors import BadRequest, Stop
-from explain.schema import COLUMNS, Explanations
-from explain.source import SourceModel
-from explain.tabular import make_tabular
-from explain.text import make_text
-from explain.validation import (
+from eaas.explain.errors import BadRequest, Stop
+from eaas.explain.schema import COLUMNS, Explanations
+from eaas.explain.source import SourceModel
+from eaas.explain.tabular import make_tabular
+from eaas.explain.text import make_text
+from eaas.explain.validation import (
     Params,
     check_budget,
     check_output,

@@ -5,6 +5,6 @@ The class itself comes from the installed `eaas` package, so nothing is cloudpic
 
 from mlflow.models import set_model
 
-from explain.pyfunc import ExplainerModel
+from eaas.explain.pyfunc import ExplainerModel
 
 set_model(ExplainerModel())

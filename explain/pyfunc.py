@@ -14,8 +14,8 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from explain.engine import Engine, ExplainerConfig
-from explain.source import load_source
+from eaas.explain.engine import Engine, ExplainerConfig
+from eaas.explain.source import load_source
 
 
 def pin_threads(n: int) -> None:
@@ -31,7 +31,7 @@ def pin_threads(n: int) -> None:
 
 
 def load_engine(source_dir: str, config: dict[str, Any], background: str | None) -> Engine:
-    from explain.settings import core_settings
+    from eaas.explain.settings import core_settings
 
     pin_threads(core_settings().num_threads)
     bg = pd.read_parquet(background) if background and os.path.exists(background) else None

@@ -16,8 +16,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from explain.errors import BadRequest, NotFound, RegistryUnavailable
-from explain.settings import core_settings
+from eaas.explain.errors import BadRequest, NotFound, RegistryUnavailable
+from eaas.explain.settings import core_settings
 
 # MLflow answers a missing alias with INVALID_PARAMETER_VALUE
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")

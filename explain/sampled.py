@@ -21,7 +21,7 @@ from math import comb
 
 import numpy as np
 
-from explain.errors import InvalidInput
+from eaas.explain.errors import InvalidInput
 
 Fn = Callable[[np.ndarray], np.ndarray]  # (rows, features) -> (rows, outputs)
 MAX_ROWS_PER_CALL = 16_384  # masked rows per model call: large batches, bounded memory

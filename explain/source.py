@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from mlflow.models import Model
 
-from explain.errors import UnsupportedModel
-from explain.settings import core_settings
+from eaas.explain.errors import UnsupportedModel
+from eaas.explain.settings import core_settings
 
 TREE_TYPES = {
     "RandomForestClassifier",

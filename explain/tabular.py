@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 import shap
 
-from explain.errors import BadRequest, MissingBackground, UnsupportedModel
-from explain.sampled import (
+from eaas.explain.errors import BadRequest, MissingBackground, UnsupportedModel
+from eaas.explain.sampled import (
     cluster_masks,
     kernel_shap,
     partition_shap,
     permutation_shap,
     row_rng,
 )
-from explain.schema import Explanations
-from explain.source import MARGIN_TREES, SourceModel
-from explain.treeshap import FastTreeShap, NotSupported
+from eaas.explain.schema import Explanations
+from eaas.explain.source import MARGIN_TREES, SourceModel
+from eaas.explain.treeshap import FastTreeShap, NotSupported
 
 log = logging.getLogger(__name__)
 BLACK_BOX = ("permutation", "partition", "kernel")

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import shap
 
-from explain.errors import Stop, UnsupportedModel
-from explain.schema import Explanations
-from explain.settings import core_settings
-from explain.source import SourceModel
-from explain.text_budget import partition_evals
-from explain.text_forward import TextForward, check_text_model, resolve_device
-from explain.text_ig import IntegratedGradientsMethod
-from explain.text_windows import Layout, WordTokenizer, make_layout, word_spans
-from explain.validation import Params
+from eaas.explain.errors import Stop, UnsupportedModel
+from eaas.explain.schema import Explanations
+from eaas.explain.settings import core_settings
+from eaas.explain.source import SourceModel
+from eaas.explain.text_budget import partition_evals
+from eaas.explain.text_forward import TextForward, check_text_model, resolve_device
+from eaas.explain.text_ig import IntegratedGradientsMethod
+from eaas.explain.text_windows import Layout, WordTokenizer, make_layout, word_spans
+from eaas.explain.validation import Params
 
 __all__ = ["IntegratedGradientsMethod", "TextPartitionMethod", "WordTokenizer", "make_text"]
 

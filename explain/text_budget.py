@@ -17,7 +17,7 @@ def partition_evals(max_evals: int, n_words: int) -> int:
 def request_cost(method: str, texts: list[str], max_evals: int) -> int:
     """Estimated work of explaining `texts`: words x evaluations, summed over the texts (the
     cost of one evaluation grows with the words it holds)."""
-    from explain.text_windows import word_spans
+    from eaas.explain.text_windows import word_spans
 
     total = 0
     for t in texts:

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from explain.errors import Stop, Stopped
-from explain.text_windows import Layout, model_limit
+from eaas.explain.errors import Stop, Stopped
+from eaas.explain.text_windows import Layout, model_limit
 
 
 def check_text_model(source: Any, method: str) -> None:
-    from explain.errors import UnsupportedModel
+    from eaas.explain.errors import UnsupportedModel
 
     if source.kind != "text":
         raise UnsupportedModel(
@@ -30,7 +30,7 @@ def check_text_model(source: Any, method: str) -> None:
 
 def resolve_device(setting: str) -> torch.device:
     """`auto`: CUDA when available; `cuda` without one is an error, not a silent CPU run."""
-    from explain.errors import BadRequest
+    from eaas.explain.errors import BadRequest
 
     if setting == "cpu" or (setting == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")

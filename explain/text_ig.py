@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from transformers_interpret import SequenceClassificationExplainer
 
-from explain.errors import Stop, Stopped
-from explain.schema import Explanations
-from explain.settings import core_settings
-from explain.source import SourceModel
-from explain.text_forward import TextForward, check_text_model, resolve_device
-from explain.text_windows import Layout, make_layout
-from explain.validation import Params
+from eaas.explain.errors import Stop, Stopped
+from eaas.explain.schema import Explanations
+from eaas.explain.settings import core_settings
+from eaas.explain.source import SourceModel
+from eaas.explain.text_forward import TextForward, check_text_model, resolve_device
+from eaas.explain.text_windows import Layout, make_layout
+from eaas.explain.validation import Params
 
 INTERNAL_BATCH = 32  # interpolation steps per forward/backward batch
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from explain.errors import InvalidInput
-from explain.schema import LONG_TEXT
+from eaas.explain.errors import InvalidInput
+from eaas.explain.schema import LONG_TEXT
 
 PARAMS = ("max_evals", "seed", "long_text")
 SEED_MAX = 2**32 - 1  # numpy's seed range

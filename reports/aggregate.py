@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from explain.plots import global_importance
+from eaas.explain.plots import global_importance
 
 __all__ = [
     "WordOptions", "global_importance", "importance_table", "token_effects", "word_importance",

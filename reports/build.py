@@ -13,14 +13,14 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from explain.engine import ExplainerConfig
-from explain.errors import BadRequest, InvalidInput
-from explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
-from explain.settings import core_settings
-from reports import aggregate as agg
-from reports import figures as figs
-from reports.html import Content, render
-from reports.inputs import (
+from eaas.explain.engine import ExplainerConfig
+from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
+from eaas.explain.settings import core_settings
+from eaas.reports import aggregate as agg
+from eaas.reports import figures as figs
+from eaas.reports.html import Content, render
+from eaas.reports.inputs import (
     ReportInput,
     explain_data,
     explain_rows,
@@ -28,8 +28,8 @@ from reports.inputs import (
     read_explanations,
     sample_rows,
 )
-from reports.provenance import explainer_config, provenance
-from reports.publish import EXPERIMENT, attach
+from eaas.reports.provenance import explainer_config, provenance
+from eaas.reports.publish import EXPERIMENT, attach
 
 MAX_OUTPUTS = 4  # charts per output beyond this would bury the page; the JSON has them all
 N_EXAMPLES = 4

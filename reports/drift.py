@@ -17,13 +17,13 @@ import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
 
-from explain.errors import BadRequest, InvalidInput
-from explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
-from explain.schema import COLUMNS
-from explain.settings import core_settings
-from reports.drift_html import write_files
-from reports.drift_stats import TOP_K, drift_tables
-from reports.inputs import (
+from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
+from eaas.explain.schema import COLUMNS
+from eaas.explain.settings import core_settings
+from eaas.reports.drift_html import write_files
+from eaas.reports.drift_stats import TOP_K, drift_tables
+from eaas.reports.inputs import (
     ReportInput,
     explain_data,
     explain_rows,
@@ -31,8 +31,8 @@ from reports.inputs import (
     read_explanations,
     sample_rows,
 )
-from reports.provenance import explainer_config
-from reports.publish import attach_drift
+from eaas.reports.provenance import explainer_config
+from eaas.reports.publish import attach_drift
 
 EXPERIMENT = "eaas-drift"
 

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from explain.plots import NEG, POS, plt
-from reports import figures as figs
-from reports.drift_stats import ALPHA
-from reports.html import CSS
+from eaas.explain.plots import NEG, POS, plt
+from eaas.reports import figures as figs
+from eaas.reports.drift_stats import ALPHA
+from eaas.reports.html import CSS
 
 MAX_OUTPUTS = 4
 MOVERS = 10

@@ -9,8 +9,8 @@ import pandas as pd
 import shap
 from matplotlib.figure import Figure
 
-from explain import plots
-from explain.plots import NEG, POS, plt
+from eaas.explain import plots
+from eaas.explain.plots import NEG, POS, plt
 
 OTHER = "#7f7f7f"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from explain.plots import NEG, POS, space_label
+from eaas.explain.plots import NEG, POS, space_label
 
 TOP = 15
 CSS = """

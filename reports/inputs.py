@@ -12,10 +12,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from explain.build import read_table
-from explain.engine import ExplainerConfig
-from explain.errors import BadRequest, InvalidInput
-from explain.schema import COLUMNS
+from eaas.explain.build import read_table
+from eaas.explain.engine import ExplainerConfig
+from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.schema import COLUMNS
 
 MAX_ERRORS_LISTED = 20
 

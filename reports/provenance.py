@@ -8,11 +8,11 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from explain.build import library_versions
-from explain.engine import ExplainerConfig
-from explain.errors import NotFound
-from explain.registry import ExplainerTarget
-from reports.inputs import ReportInput
+from eaas.explain.build import library_versions
+from eaas.explain.engine import ExplainerConfig
+from eaas.explain.errors import NotFound
+from eaas.explain.registry import ExplainerTarget
+from eaas.reports.inputs import ReportInput
 
 
 def explainer_config(target: ExplainerTarget) -> ExplainerConfig:

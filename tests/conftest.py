@@ -20,8 +20,8 @@ def registry(tmp_path_factory) -> Path:
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     os.environ["EAAS_NUM_THREADS"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from explain.registry import configure, use_experiment
-    from explain.settings import core_settings
+    from eaas.explain.registry import configure, use_experiment
+    from eaas.explain.settings import core_settings
 
     core_settings.cache_clear()
     configure()
@@ -96,7 +96,7 @@ def models(registry) -> Models:
 @pytest.fixture(scope="session")
 def built(models) -> dict[str, str]:
     """Explainers built once for the session: source name -> explainer URI."""
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     out = {}
     for name, kw in {

@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from api.audit.store import ExplanationStore, Pending
+from eaas.api.audit.store import ExplanationStore, Pending
 
 __all__ = ["ExplanationStore", "open_store", "record", "store_url"]
 

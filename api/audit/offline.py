@@ -18,15 +18,15 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.audit import store_url
-from api.audit.routes import parse_time
-from api.audit.store import ExplanationStore, explanations, input_digest, to_record
-from api.errors import Unavailable
-from api.settings import ServeSettings
-from explain.engine import Engine
-from explain.errors import BadRequest, NotFound
-from explain.registry import configure
-from explain.schema import COLUMNS
+from eaas.api.audit import store_url
+from eaas.api.audit.routes import parse_time
+from eaas.api.audit.store import ExplanationStore, explanations, input_digest, to_record
+from eaas.api.errors import Unavailable
+from eaas.api.settings import ServeSettings
+from eaas.explain.engine import Engine
+from eaas.explain.errors import BadRequest, NotFound
+from eaas.explain.registry import configure
+from eaas.explain.schema import COLUMNS
 
 
 @dataclass

@@ -18,17 +18,17 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
-from api.audit.routes import audit_store, read
-from api.audit.store import ExplanationStore
-from explain import plots
-from explain.errors import NotFound
+from eaas.api.audit.routes import audit_store, read
+from eaas.api.audit.store import ExplanationStore
+from eaas.explain import plots
+from eaas.explain.errors import NotFound
 
 LATEST = 5
 _CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
 
 def _require_key(request: Request) -> None:
-    from api.app import require_key  # api.app includes this router: import at call time
+    from eaas.api.app import require_key  # api.app includes this router: import at call time
 
     require_key(request)
 

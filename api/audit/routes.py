@@ -12,13 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.audit.store import MAX_PAGE, ExplanationStore
-from api.errors import Unavailable
-from explain.errors import BadRequest, NotFound
+from eaas.api.audit.store import MAX_PAGE, ExplanationStore
+from eaas.api.errors import Unavailable
+from eaas.explain.errors import BadRequest, NotFound
 
 
 def _require_key(request: Request) -> None:
-    from api.app import require_key  # api.app includes this router: import at call time
+    from eaas.api.app import require_key  # api.app includes this router: import at call time
 
     require_key(request)
 

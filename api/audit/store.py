@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from explain.errors import BadRequest
+from eaas.explain.errors import BadRequest
 
 log = logging.getLogger("eaas.audit")
 SCHEMA_VERSION = 1

@@ -24,8 +24,8 @@ def free_port() -> int:
 @contextmanager
 def live_server(**overrides) -> Iterator[httpx.Client]:
     """Start uvicorn in a thread, wait until /readyz (bounded), yield a client, stop it."""
-    from api.app import create_app
-    from api.settings import ServeSettings
+    from eaas.api.app import create_app
+    from eaas.api.settings import ServeSettings
 
     settings = ServeSettings(**{"models": SERVED, "port": free_port(), **overrides})
     config = uvicorn.Config(

@@ -37,7 +37,7 @@ def rows(n: int, shift: float = 0.0) -> list[dict[str, float]]:
 
 
 def old_pending(days: float, model: str = "tiny-xgb"):
-    from api.audit.store import Pending, new_id
+    from eaas.api.audit.store import Pending, new_id
 
     ms = int(time.time() * 1000 - days * DAY_MS)
     exp = {"output_names": ["0", "1"], "prediction": [0.5, 0.5], "base_values": [0.5, 0.5],
@@ -51,7 +51,7 @@ def old_pending(days: float, model: str = "tiny-xgb"):
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> tuple[str, dict[str, str]]:
     """A SQLite store holding two old rows before the service starts (100 and 10 days old)."""
-    from api.audit.store import ExplanationStore
+    from eaas.api.audit.store import ExplanationStore
 
     url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'explanations.db'}"
     store = ExplanationStore(url)
@@ -67,7 +67,7 @@ def aside(models) -> dict[str, tuple[str, str]]:
     of its own per method, so the fixtures' `eaas.explainer` tags and aliases stay as they are."""
     from mlflow.tracking import MlflowClient
 
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     client, out = MlflowClient(), {}
     for name, (source, options) in ASIDE.items():
@@ -197,7 +197,7 @@ def test_retention_is_enforced_by_the_service(api, db):
 
 
 def test_schema_version_is_recorded(api, db):
-    from api.audit.store import SCHEMA_VERSION, ExplanationStore
+    from eaas.api.audit.store import SCHEMA_VERSION, ExplanationStore
 
     store = ExplanationStore(db[0])
     assert store.schema_version() == SCHEMA_VERSION
@@ -205,7 +205,7 @@ def test_schema_version_is_recorded(api, db):
 
 
 def test_inputs_off_keeps_only_the_sha256(tmp_path):
-    from api.audit.store import ExplanationStore, input_digest
+    from eaas.api.audit.store import ExplanationStore, input_digest
 
     store = ExplanationStore(f"sqlite:///{tmp_path / 'e.db'}", store_inputs=False)
     p = old_pending(0)
@@ -220,7 +220,7 @@ def test_inputs_off_keeps_only_the_sha256(tmp_path):
 
 
 def test_purge_deletes_only_rows_older_than_the_period(tmp_path):
-    from api.audit.store import ExplanationStore
+    from eaas.api.audit.store import ExplanationStore
 
     store = ExplanationStore(f"sqlite:///{tmp_path / 'e.db'}", retention_days=7)
     a, b = old_pending(8), old_pending(6)
@@ -263,7 +263,7 @@ CASES = {  # model -> (method, instances, parameters): one per explainer method
 
 
 def test_the_cases_cover_every_method():
-    from explain.engine import METHODS
+    from eaas.explain.engine import METHODS
 
     assert sorted(method for method, _, _ in CASES.values()) == sorted(METHODS)
 
@@ -280,7 +280,7 @@ def served_ids(api) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("model", list(CASES))
 def test_verify_recomputes_bit_for_bit_for_each_method(model, served_ids, db, api, built, aside):
-    from api.audit.offline import verify
+    from eaas.api.audit.offline import verify
 
     uris = {**built, **{name: uri for name, (_, uri) in aside.items()}}
     for id_ in served_ids[model]:
@@ -291,7 +291,7 @@ def test_verify_recomputes_bit_for_bit_for_each_method(model, served_ids, db, ap
 
 
 def test_verify_notices_a_changed_record(api, served_ids, db):
-    from api.audit.offline import verify
+    from eaas.api.audit.offline import verify
 
     id_ = served_ids["tiny-mlp"][0]
     rec = stored(api, id_)
@@ -325,8 +325,8 @@ def test_cli_verify_and_export(served_ids, db, tmp_path):
     row = df[df["id"] == id_].iloc[0]
     assert list(row["features"]) == list(ROW)
     assert json.loads(row["input"]) == CASES["tiny-xgb"][1][0]
-    from api.audit.offline import verify
-    from explain.errors import NotFound
+    from eaas.api.audit.offline import verify
+    from eaas.explain.errors import NotFound
 
     with pytest.raises(NotFound, match="no stored explanation"):
         verify("f" * 32, url=db[0])
@@ -356,7 +356,7 @@ def test_review_pages_link_each_stored_explanation(api, served_ids, tmp_path):
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
-    from api.audit.store import ExplanationStore
+    from eaas.api.audit.store import ExplanationStore
 
     counted = []
     store = ExplanationStore(f"sqlite:///{tmp_path / 'e.db'}", queue_size=2, on_drop=counted.append)
@@ -365,7 +365,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
 
 
 def test_a_newer_schema_is_not_written_to(tmp_path):
-    from api.audit.store import ExplanationStore, store_meta
+    from eaas.api.audit.store import ExplanationStore, store_meta
 
     url = f"sqlite:///{tmp_path / 'e.db'}"
     ExplanationStore(url).ensure_schema()

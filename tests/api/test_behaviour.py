@@ -101,7 +101,7 @@ def test_a_moved_alias_is_picked_up(models):
     import mlflow.xgboost
     from mlflow.tracking import MlflowClient
 
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     for seed in (0, 1):  # two versions of a model of its own, not to disturb other tests
         x, y = fx.tabular_data(seed=seed)

@@ -54,7 +54,7 @@ def test_twenty_versions_never_hold_more_than_the_bound(history):
 def test_a_moved_alias_releases_its_old_target(history):
     from mlflow.tracking import MlflowClient
 
-    from api.store import ModelStore
+    from eaas.api.store import ModelStore
 
     store = ModelStore([f"{history}@champion"], max_loaded=BOUND)
     store.load_all()
@@ -78,7 +78,7 @@ def test_a_moved_alias_releases_its_old_target(history):
 def test_the_pickle_permission_is_scoped_to_one_load(built, before, tmp_path):
     import mlflow
 
-    from explain.source import PICKLE_FLAG, load_source
+    from eaas.explain.source import PICKLE_FLAG, load_source
 
     path = mlflow.artifacts.download_artifacts("models:/tiny-mlp/1", dst_path=str(tmp_path))
     old = os.environ.pop(PICKLE_FLAG, None)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batch.worker import WorkerSpec, explain_batch
-from explain.errors import InvalidInput
-from explain.validation import NO_NAN
+from eaas.batch.worker import WorkerSpec, explain_batch
+from eaas.explain.errors import InvalidInput
+from eaas.explain.validation import NO_NAN
 from tests.batch.conftest import spark  # noqa: F401 - the session's local[2] SparkSession
 
 ROW = {"f0": 0.5, "f1": -1.2, "f2": 0.3, "f3": 1.1, "f4": -0.4}
@@ -94,7 +94,7 @@ def test_a_bad_column_gets_one_verdict_over_rest_and_the_pyfunc(api, built, name
 
 
 def test_a_spark_job_marks_exactly_the_bad_rows(spark, built):  # noqa: F811
-    from batch.frame import explain_dataframe
+    from eaas.batch.frame import explain_dataframe
 
     good = [ROW, {**ROW, "f0": -0.3}]
     bad = [({**ROW, "f3": None}, "f3: missing value and the model cannot take it"),

@@ -20,7 +20,7 @@ REPORT = "/ui/artifacts/tiny-xgb/1/report/report.html"
 
 @pytest.fixture(scope="module")
 def served(built, tmp_path_factory) -> Iterator[tuple[httpx.Client, object]]:
-    from reports import build_report
+    from eaas.reports import build_report
 
     tmp = tmp_path_factory.mktemp("ui")
     parquet = tabular_explanations(built["tiny-xgb"], tmp / "explanations")

@@ -15,7 +15,7 @@ from tests import fixtures as fx
 def spark(registry):
     """Started the way the job starts it (PYSPARK_PYTHON, executor env); stopped at the end."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from batch.session import start_session
+    from eaas.batch.session import start_session
 
     session, ours = start_session(
         "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}

@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batch.arrow_out import explanation_columns
-from batch.spark_types import arrow_fields
-from batch.worker import WorkerSpec, explain_record_batch
-from explain.schema import COLUMNS, Explanations
+from eaas.batch.arrow_out import explanation_columns
+from eaas.batch.spark_types import arrow_fields
+from eaas.batch.worker import WorkerSpec, explain_record_batch
+from eaas.explain.schema import COLUMNS, Explanations
 from tests.batch.conftest import tabular_rows
 
 FEATURES = ("f0", "f1", "f2", "f3", "f4")

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
-from explain.schema import COLUMNS
+from eaas.explain.schema import COLUMNS
 from tests.batch.conftest import tabular_rows
 from tests.batch.test_cli import eaas, summary
 

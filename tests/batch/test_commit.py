@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from batch import output
-from explain.errors import EaasError
+from eaas.batch import output
+from eaas.explain.errors import EaasError
 
 
 class FailingFs:

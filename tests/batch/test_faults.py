@@ -57,7 +57,7 @@ def _register_kill_once(trigger: Path) -> None:
 
 
 def test_killed_python_worker_is_retried_and_no_row_is_lost_or_doubled(registry, tmp_path):
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     trigger = tmp_path / "kill-trigger"
     _register_kill_once(trigger)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from pyspark.sql.types import ArrayType, BooleanType, DoubleType, LongType, StringType
 
-from batch import explain_dataframe
-from explain.schema import COLUMNS
+from eaas.batch import explain_dataframe
+from eaas.explain.schema import COLUMNS
 from tests.batch.conftest import by_id, tabular_rows
 
 NUM = ArrayType(DoubleType())
@@ -97,7 +97,7 @@ def test_text_rows_typed_with_over_long_and_missing_texts_as_errors(spark, built
 
 
 def test_missing_feature_column_fails_before_running(spark, built):
-    from explain.errors import InvalidInput
+    from eaas.explain.errors import InvalidInput
 
     df = spark.createDataFrame(tabular_rows(3).drop(columns="f4"))
     with pytest.raises(InvalidInput, match="input: missing column 'f4'"):

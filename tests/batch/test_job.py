@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from batch.job import JobSpec, run_job
-from batch.output import BatchCheckFailed, check
+from eaas.batch.job import JobSpec, run_job
+from eaas.batch.output import BatchCheckFailed, check
 from tests.batch.conftest import by_id, tabular_rows
 
 
@@ -51,7 +51,7 @@ def test_csv_bad_cell_is_one_error_row_and_rerun_replaces(spark, built, tmp_path
 
 
 def test_unknown_input_and_id_cols_are_one_line_errors(spark, built, tmp_path):
-    from explain.errors import BadRequest
+    from eaas.explain.errors import BadRequest
 
     with pytest.raises(BadRequest, match="input: .*PATH_NOT_FOUND|input: .*does not exist"):
         run_job(JobSpec("tiny-xgb", str(tmp_path / "nope.parquet"), str(tmp_path / "o")))

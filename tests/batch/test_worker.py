@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from batch.worker import WorkerSpec, explain_batch, explain_record_batch, precheck, reason
-from explain.errors import InvalidInput
-from explain.schema import COLUMNS
+from eaas.batch.worker import WorkerSpec, explain_batch, explain_record_batch, precheck, reason
+from eaas.explain.errors import InvalidInput
+from eaas.explain.schema import COLUMNS
 
 SPEC = WorkerSpec("models:/m/1", "", "", "tabular", ("a", "b"), ("id",))
 

@@ -124,7 +124,7 @@ def test_cli_bad_inputs_fail_with_one_clear_line(models):
 
 
 def test_background_file_is_used(models, tmp_path):
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     path = tmp_path / "bg.csv"
     models.x.tail(30).to_csv(path, index=False)
@@ -159,8 +159,8 @@ def test_embedded_registry_lives_under_eaas_home(tmp_path):
 def test_resolve_explainer_from_source_alias_version_or_explainer_name(built, models):
     import mlflow.sklearn
 
-    from explain.errors import NotFound
-    from explain.registry import resolve_explainer
+    from eaas.explain.errors import NotFound
+    from eaas.explain.registry import resolve_explainer
     from tests import fixtures as fx
 
     fx.register(

@@ -57,7 +57,7 @@ def test_linear_equals_brute_force_interventional_shapley(models, built):
 
 
 def test_kernel_with_every_coalition_equals_brute_force(models):
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     res = build_explainer(
         "models:/tiny-mlp/1",
@@ -93,7 +93,7 @@ def test_permutation_is_seeded_batch_invariant_and_additive(models, built):
 
 
 def test_loaded_explainer_equals_the_one_just_built(models):
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     res = build_explainer(
         "models:/tiny-mlp/1",
@@ -111,7 +111,7 @@ def test_loaded_explainer_equals_the_one_just_built(models):
 
 
 def test_lightgbm_tree_is_additive_against_the_models_margin(models):
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     res = build_explainer("models:/tiny-lgbm@champion")
     assert res.method == "tree" and res.output_space == "log_odds"
@@ -133,7 +133,7 @@ def test_lightgbm_tree_is_additive_against_the_models_margin(models):
     ],
 )
 def test_bad_tabular_input_names_the_field(models, built, frame, field, reason):
-    from explain.errors import InvalidInput
+    from eaas.explain.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match=reason) as exc:
         _load(built["tiny-mlp"]).predict(frame(_rows(models, 2)))

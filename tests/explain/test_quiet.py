@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from explain.quiet import quiet_notices
+from eaas.explain.quiet import quiet_notices
 
 
 def test_notices_are_dropped_inside_the_block_only(caplog):

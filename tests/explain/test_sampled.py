@@ -24,8 +24,8 @@ def mlp():
 
 
 def _engine(model, x: pd.DataFrame, method: str, bg_rows: int = 20, seed: int = 0):
-    from explain.engine import Engine
-    from explain.source import SourceModel
+    from eaas.explain.engine import Engine
+    from eaas.explain.source import SourceModel
 
     src = SourceModel("sklearn", model, "tabular", list(x.columns), ["no", "yes"], True)
     bg = x.sample(bg_rows, random_state=seed)
@@ -80,7 +80,7 @@ def test_same_seed_same_numbers_whatever_the_batch(mlp, method):
 
 @pytest.mark.parametrize("seed", [-1, 2**32])
 def test_seed_outside_numpys_range_is_a_422_naming_the_field(mlp, seed):
-    from explain.errors import InvalidInput
+    from eaas.explain.errors import InvalidInput
 
     model, x = mlp
     with pytest.raises(InvalidInput, match="seed") as exc:
@@ -106,7 +106,7 @@ def test_default_budget_ranks_like_a_5000_evaluation_reference(mlp, method):
 def test_partition_equals_shaps_partition_explainer(mlp):
     import shap
 
-    from explain import tabular
+    from eaas.explain import tabular
 
     model, x = mlp
     e = _engine(model, x, "partition")
@@ -123,7 +123,7 @@ def test_partition_equals_shaps_partition_explainer(mlp):
 def test_partition_recursion_equals_shaps_at_its_default_batch(mlp):
     import shap
 
-    from explain.sampled import partition_shap
+    from eaas.explain.sampled import partition_shap
 
     model, x = mlp
     impl = _engine(model, x, "partition").impl

@@ -48,7 +48,7 @@ def test_text_partition_explains_every_class_with_its_score(models, built):
 
 
 def test_text_empty_string_and_bad_input(models, built):
-    from explain.errors import InvalidInput
+    from eaas.explain.errors import InvalidInput
 
     m = mlflow.pyfunc.load_model(built["tiny-bert"])
     out = m.predict(pd.DataFrame({"text": ["", "great"]}))
@@ -61,7 +61,7 @@ def test_text_empty_string_and_bad_input(models, built):
 
 
 def test_integrated_gradients_reports_its_own_error(models):
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     res = build_explainer(
         "models:/tiny-bert/1", method="integrated-gradients", max_evals=64, name="tiny-bert-ig"

@@ -38,7 +38,7 @@ def test_text_explainer_without_examples_fails_naming_background(models, tmp_pat
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1, res.stderr[-2000:]
     assert lines[0].startswith("error: background:") and "--background" in lines[0]
-    from explain.build import build_explainer
+    from eaas.explain.build import build_explainer
 
     path = tmp_path / "texts.csv"
     pd.DataFrame({"text": ["a great film", "a dull plot", "the acting was bad"]}).to_csv(path)

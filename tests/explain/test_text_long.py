@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from explain.errors import BadRequest, Stopped
-from explain.source import SourceModel
-from explain.text import IntegratedGradientsMethod, TextPartitionMethod
-from explain.text_forward import resolve_device
-from explain.text_windows import make_layout, model_limit, word_spans
-from explain.validation import Params
+from eaas.explain.errors import BadRequest, Stopped
+from eaas.explain.source import SourceModel
+from eaas.explain.text import IntegratedGradientsMethod, TextPartitionMethod
+from eaas.explain.text_forward import resolve_device
+from eaas.explain.text_windows import make_layout, model_limit, word_spans
+from eaas.explain.validation import Params
 from tests import fixtures as fx
 
 POSITIONS = 64  # the fixture's max_position_embeddings: 62 word tokens + [CLS] + [SEP]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explain.validation import cell_reason, check_tabular, tabular_row_errors
+from eaas.explain.validation import cell_reason, check_tabular, tabular_row_errors
 
 FEATURES = ["a", "b", "c"]
 EDGES = [0.0, -1.5, 3.3e38, 3.5e38, -1e39, math.inf, -math.inf, math.nan, 1e-300, 7]

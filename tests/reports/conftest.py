@@ -21,7 +21,7 @@ def text_parquet(built, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tab_report(tab_parquet, tmp_path_factory):
-    from reports import build_report
+    from eaas.reports import build_report
 
     out = tmp_path_factory.mktemp("r-tab")
     return build_report(model="tiny-xgb/1", explanations=tab_parquet, output=out)
@@ -29,7 +29,7 @@ def tab_report(tab_parquet, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def text_report(text_parquet, tmp_path_factory):
-    from reports import build_report
+    from eaas.reports import build_report
 
     out = tmp_path_factory.mktemp("r-text")
     return build_report(model="tiny-bert@champion", explanations=text_parquet, output=out)
@@ -40,8 +40,8 @@ def compare_report(built, tmp_path_factory):
     """A challenger version of tiny-xgb (other training data) reviewed against version 1."""
     import mlflow.xgboost
 
-    from explain.build import build_explainer
-    from reports import build_report
+    from eaas.explain.build import build_explainer
+    from eaas.reports import build_report
     from tests import fixtures as fx
 
     x, y = fx.tabular_data(seed=7)

@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from explain.schema import COLUMNS
+from eaas.explain.schema import COLUMNS
 from tests import fixtures as fx
 
 ERROR_REASON = "f3: missing value (NaN) and the model cannot take it"

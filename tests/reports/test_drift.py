@@ -33,7 +33,7 @@ def shifted(built, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def flagged(shifted, tmp_path_factory):
-    from reports.drift import run_drift
+    from eaas.reports.drift import run_drift
 
     base, cur = shifted
     out = tmp_path_factory.mktemp("drift-flagged")
@@ -67,7 +67,7 @@ def test_report_is_logged_and_attached_to_the_version(flagged):
 
 
 def test_same_dataset_against_itself(tab_parquet, text_parquet, tmp_path):
-    from reports.drift import run_drift
+    from eaas.reports.drift import run_drift
 
     tab = run_drift("tiny-xgb/1", tab_parquet, baseline=tab_parquet, output=tmp_path / "t")
     assert tab.ndcg == 1.0 and tab.significant == []
@@ -82,7 +82,7 @@ def test_same_dataset_against_itself(tab_parquet, text_parquet, tmp_path):
 
 def test_two_versions_on_the_same_rows(compare_report, tab_parquet, tmp_path):
     """Champion (v1, batch output) against a challenger explaining the same rows now."""
-    from reports.drift import run_drift
+    from eaas.reports.drift import run_drift
 
     res, version = compare_report
     challenger = mean_abs(res.output_dir.parent / "explanations")  # its own explanations
@@ -113,8 +113,8 @@ def test_cli_exit_code_3_below_the_threshold(shifted, tmp_path):
 
 
 def test_bad_arguments_are_clear(shifted, tmp_path):
-    from explain.errors import BadRequest, InvalidInput
-    from reports.drift import run_drift
+    from eaas.explain.errors import BadRequest, InvalidInput
+    from eaas.reports.drift import run_drift
 
     base, cur = shifted
     with pytest.raises(BadRequest, match="baseline"):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from explain.errors import BadRequest, NotFound
-from reports import build_report
+from eaas.explain.errors import BadRequest, NotFound
+from eaas.reports import build_report
 from tests.reports.helpers import ERROR_REASON, TEXT_ERROR, mean_abs
 
 
@@ -143,7 +143,7 @@ def test_bad_input(built, tab_parquet, tmp_path):
         build_report(model="no-such-model", explanations=tab_parquet)
     with pytest.raises(BadRequest, match="no such file"):
         build_report(model="tiny-xgb/1", explanations=tmp_path / "missing.parquet")
-    from explain.errors import InvalidInput
+    from eaas.explain.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="outputs"):  # text explanations for a tabular model
         build_report(model="tiny-bert/1", explanations=tab_parquet)

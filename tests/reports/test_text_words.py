@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports.aggregate import (
+from eaas.reports.aggregate import (
     WordOptions,
     push_labels,
     shown_outputs,
