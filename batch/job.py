@@ -2,7 +2,8 @@
 
 Run it as `eaas batch ...`, as `python -m eaas.batch.job ...`, or hand this file to spark-submit:
 `spark-submit --master spark://HOST:7077 \
-"$(python -c 'import eaas.batch.job as j; print(j.__file__)')" --model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
+"$(python -c 'import eaas.batch.job as j; print(j.__file__)')" \
+--model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
 """
 
 from __future__ import annotations
