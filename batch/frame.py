@@ -12,13 +12,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from eaas.batch.spark_types import output_schema
-from eaas.batch.worker import DEFAULT_MAX_TEXT_CHARS, WorkerSpec, make_mapper
-from eaas.explain.engine import ExplainerConfig
+from eaas.batch.worker import WorkerSpec, make_mapper
+from eaas.explain.config import ExplainerConfig
 from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.inputs import InputRule, rule_for
 from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, tracking_uri
 from eaas.explain.schema import COLUMNS
-from eaas.explain.settings import core_settings
-from eaas.explain.validation import Params, check_params
+from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS, CoreSettings
+from eaas.explain.validation import check_params
 
 STATUS_COLUMNS = ["status", "error"]
 OUTPUT_COLUMNS = COLUMNS + STATUS_COLUMNS
@@ -31,20 +32,31 @@ def col(name: str) -> Any:
 
 @dataclass(frozen=True)
 class ExplainerInfo:
-    """What the driver needs from the registered explainer, read from its MLmodel metadata."""
+    """What the driver needs from the registered explainer, read from its MLmodel metadata
+    (the driver never loads the model itself)."""
 
     uri: str
-    kind: str
-    features: tuple[str, ...]
-    defaults: Params = Params(500, 0, "truncate")
+    config: ExplainerConfig
 
     @classmethod
     def load(cls, target: ExplainerTarget) -> ExplainerInfo:
         meta = (mlflow.models.get_model_info(target.explainer_uri).metadata or {}).get("eaas")
         if not meta:
             raise BadRequest(f"model: '{target.explainer.name}' is not an eaas explainer")
-        cfg = ExplainerConfig.from_dict(meta)
-        return cls(target.explainer_uri, meta["kind"], tuple(meta["features"]), cfg.defaults)
+        return cls(target.explainer_uri, ExplainerConfig.from_dict(meta))
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.config.features)
+
+    @property
+    def inputs(self) -> InputRule:
+        return rule_for(self.config.kind, self.config.features)
+
+    def params(self, **given: Any) -> dict[str, Any]:
+        """The given parameters that apply to this explainer (long_text only where the input
+        rule takes it), None left out: the explainer's defaults fill them."""
+        return {k: v for k, v in given.items() if k in self.inputs.params and v is not None}
 
 
 def check_columns(df: DataFrame, info: ExplainerInfo, id_cols: Sequence[str] | None) -> list[str]:
@@ -78,6 +90,7 @@ def plan(
     params: dict[str, Any] | None = None,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     partitions: int | None = None,
+    num_threads: int = 1,
 ) -> DataFrame:
     """The lazy output DataFrame: ids, typed Explanation columns, status, error."""
     ids = check_columns(df, info, id_cols)
@@ -85,24 +98,24 @@ def plan(
         raise BadRequest("max-text-chars: must be at least 1", field="max_text_chars")
     # the core's one check, on the driver: a bad parameter fails the job before Spark runs it
     given = {k: v for k, v in (params or {}).items() if v is not None}
-    check_params(given, info.defaults)
+    check_params(given, info.config.defaults)
     uri = tracking_uri()
     spec = WorkerSpec(
         uri=info.uri,
         tracking_uri=uri,
         registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
-        kind=info.kind,
         features=info.features,
         id_cols=tuple(ids),
         params=given,
         max_text_chars=max_text_chars,
-        num_threads=core_settings().num_threads,
+        num_threads=num_threads,
     )
     src = df.select(*[col(c) for c in ids + [f for f in info.features if f not in ids]])
     if partitions:
         src = src.repartition(partitions)
     # Arrow in and out: id columns pass through untouched, only features become pandas
-    return src.mapInArrow(make_mapper(spec), output_schema(src.schema, ids, info.kind))
+    schema = output_schema(src.schema, ids, info.inputs.data_type)
+    return src.mapInArrow(make_mapper(spec), schema)
 
 
 def explain_dataframe(
@@ -114,15 +127,15 @@ def explain_dataframe(
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     partitions: int | None = None,
     long_text: str | None = None,
+    settings: CoreSettings | None = None,
 ) -> DataFrame:
     """Explain every row of a Spark DataFrame with the explainer of a registered model.
 
     `model` is NAME, NAME@ALIAS or NAME/VERSION of the source model or of its explainer. Lazy:
     nothing runs until an action. Python workers must be able to reach the same MLflow registry.
     """
-    configure()
+    settings = settings or CoreSettings()
+    configure(settings)
     info = ExplainerInfo.load(resolve_explainer(model))
-    params: dict[str, Any] = {"max_evals": max_evals, "seed": seed}
-    if info.kind == "text":
-        params["long_text"] = long_text
-    return plan(df, info, id_cols, params, max_text_chars, partitions)
+    params = info.params(max_evals=max_evals, seed=seed, long_text=long_text)
+    return plan(df, info, id_cols, params, max_text_chars, partitions, settings.num_threads)

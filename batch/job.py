@@ -1,6 +1,7 @@
 """The batch job: read a dataset, explain every row, write typed Parquet, check, commit.
 
-Run it as `eaas batch ...`, as `python -m eaas.batch.job ...`, or hand this file to spark-submit:
+Run it as `eaas batch ...`, as `python -m eaas.batch.command ...`, or hand this file to
+spark-submit (both take the options declared once in `command.py`):
 `spark-submit --master spark://HOST:7077 \
 "$(python -c 'import eaas.batch.job as j; print(j.__file__)')" \
 --model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
@@ -8,13 +9,11 @@ Run it as `eaas batch ...`, as `python -m eaas.batch.job ...`, or hand this file
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mlflow.exceptions import MlflowException
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
@@ -22,15 +21,11 @@ from eaas.batch import output
 from eaas.batch.frame import ExplainerInfo, check_columns, plan
 from eaas.batch.progress import StageProgress
 from eaas.batch.session import start_session
-from eaas.batch.worker import DEFAULT_MAX_TEXT_CHARS
-from eaas.explain.errors import BadRequest, EaasError
+from eaas.explain.errors import BadRequest
 from eaas.explain.registry import configure, resolve_explainer
-from eaas.explain.schema import LONG_TEXT
+from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS, CoreSettings
 
 FORMATS = ("parquet", "csv")
-# rows per Arrow batch: big for fast tabular methods, small for text so a bad row's fallback
-# (row by row) stays cheap and progress moves
-BATCH_ROWS = {"tabular": 5000, "text": 64}
 # Parquet dictionaries pay off for repeated strings (features, output_names) but not for the
 # double lists, whose values rarely repeat: off for those, the JVM's Parquet write cost about
 # halves (50k tree rows: 0.4-0.8 CPU s less of ~5 s for explain + write; files 13% larger)
@@ -52,6 +47,7 @@ class JobSpec:
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     conf: dict[str, str] = field(default_factory=dict)
     long_text: str | None = None  # text models: truncate | window (default: the explainer's)
+    settings: CoreSettings = field(default_factory=CoreSettings)  # read once, for the whole job
 
 
 @dataclass(frozen=True)
@@ -135,17 +131,17 @@ def _execute(
     progress.set_phase(f"reading {job.input}")
     src = read_input(spark, job.input, job.format)
     ids = check_columns(src, info, job.id_cols)
-    params = {"max_evals": job.max_evals, "seed": job.seed}
-    if info.kind == "text":
-        params["long_text"] = job.long_text
+    params = info.params(max_evals=job.max_evals, seed=job.seed, long_text=job.long_text)
     parts = _partitions(spark, src, job)
-    out = plan(src, info, ids, params, job.max_text_chars, parts)
+    out = plan(src, info, ids, params, job.max_text_chars, parts, job.settings.num_threads)
     st = output.stage(spark, job.output)
     if output.same_path(spark, job.input, st.final_uri):
         raise BadRequest("output: must not be the input path", field="output")
     try:
         progress.set_phase(f"explaining with {info.uri} ({parts or 'input'} partitions)")
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS[info.kind]))
+        # rows per Arrow batch, the input rule's: big for fast tabular methods, small for text
+        batch_rows = str(info.inputs.batch_rows)
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", batch_rows)
         writer = out.write.mode("overwrite")
         for column in NO_DICTIONARY:
             writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
@@ -162,10 +158,10 @@ def _execute(
 def run_job(job: JobSpec, echo: Callable[[str], None] = print) -> JobResult:
     """Run the whole job; raises EaasError (one-line message) on anything the user can fix."""
     t0 = time.monotonic()
-    configure()
+    configure(job.settings)
     info = ExplainerInfo.load(resolve_explainer(job.model))  # before Spark starts: fail fast
     input_format(job.input, job.format)
-    spark, ours = start_session(job.master, job.conf)
+    spark, ours = start_session(job.master, job.conf, job.settings)
     try:
         with StageProgress(spark.sparkContext, echo) as progress:
             counts, final = _execute(spark, job, info, progress)
@@ -195,39 +191,7 @@ def split_cols(value: str | None) -> list[str] | None:
     return cols
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eaas.batch.job", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--id-cols")
-    p.add_argument("--master")
-    p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--max-evals", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--partitions", type=int)
-    p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS)
-    p.add_argument("--conf", action="append", metavar="KEY=VALUE")
-    p.add_argument("--long-text", choices=LONG_TEXT)
-    return p
+if __name__ == "__main__":  # spark-submit hands this file; the command line lives in command.py
+    from eaas.batch.command import main
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m eaas.batch.job` and spark-submit; same contract as `eaas batch`."""
-    a = _parser().parse_args(argv)
-    try:
-        job = JobSpec(
-            a.model, a.input, a.output, split_cols(a.id_cols), a.master, a.format,
-            a.max_evals, a.seed, a.partitions, a.max_text_chars, parse_conf(a.conf),
-            a.long_text,
-        )  # fmt: skip
-        print(run_job(job, echo=lambda s: print(s, file=sys.stderr, flush=True)).summary())
-    except (EaasError, MlflowException) as exc:
-        msg = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 
 from eaas.batch.worker import THREAD_VARS
 from eaas.explain.registry import tracking_uri
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 
 
 def under_spark_submit() -> bool:
@@ -18,25 +18,29 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def worker_env() -> dict[str, str]:
+def worker_env(settings: CoreSettings) -> dict[str, str]:
     """Environment of executors' Python workers: pinned threads and the same MLflow registry."""
-    n = str(core_settings().num_threads)
+    n = str(settings.num_threads)
     env = {var: n for var in THREAD_VARS}
-    env["MLFLOW_TRACKING_URI"] = tracking_uri()
+    env["MLFLOW_TRACKING_URI"] = tracking_uri(settings)
     for var in ("MLFLOW_REGISTRY_URI", "EAAS_HOME", "EAAS_TRUST_REGISTRY", "HF_HUB_OFFLINE"):
         if os.environ.get(var):
             env[var] = os.environ[var]
     return env
 
 
-def session_conf(master: str | None, conf: Mapping[str, str] | None = None) -> dict[str, str]:
+def session_conf(
+    master: str | None, conf: Mapping[str, str] | None = None,
+    settings: CoreSettings | None = None,
+) -> dict[str, str]:
     out = {
         "spark.app.name": "eaas-batch",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.python.worker.reuse": "true",  # keeps the per-process explainer cache alive
         "spark.ui.showConsoleProgress": "false",  # the job prints a line per stage instead
     }
-    out.update({f"spark.executorEnv.{k}": v for k, v in worker_env().items()})
+    env = worker_env(settings or CoreSettings())
+    out.update({f"spark.executorEnv.{k}": v for k, v in env.items()})
     if master is None and not under_spark_submit():
         master = "local[*]"
     if master:
@@ -55,7 +59,8 @@ def session_conf(master: str | None, conf: Mapping[str, str] | None = None) -> d
 
 
 def start_session(
-    master: str | None = None, conf: Mapping[str, str] | None = None
+    master: str | None = None, conf: Mapping[str, str] | None = None,
+    settings: CoreSettings | None = None,
 ) -> tuple[SparkSession, bool]:
     """The active session if there is one (not ours to stop), else a new one (ours to stop)."""
     active = SparkSession.getActiveSession()
@@ -65,7 +70,7 @@ def start_session(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder
-    for k, v in session_conf(master, conf).items():
+    for k, v in session_conf(master, conf, settings).items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("EAAS_SPARK_LOG_LEVEL", "WARN"))

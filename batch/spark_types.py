@@ -21,30 +21,32 @@ from eaas.explain.schema import FIELDS
 STATUS_FIELDS = [StructField("status", StringType(), False), StructField("error", StringType())]
 
 
-def _spark_type(logical: str, kind: str) -> DataType:
+def _spark_type(logical: str, data_type: str) -> DataType:
     dbl, txt = DoubleType(), StringType()
     return {
         "strings": ArrayType(txt),
         "doubles": ArrayType(dbl),
         "matrix": ArrayType(ArrayType(dbl)),
-        "data": ArrayType(txt if kind == "text" else dbl),
+        "data": ArrayType(txt if data_type == "string" else dbl),
         "double": dbl,
         "bool": BooleanType(),
     }[logical]
 
 
-def explanation_fields(kind: str) -> list[StructField]:
+def explanation_fields(data_type: str) -> list[StructField]:
     """The Explanation (explain/schema.py's field table) as typed Spark columns, null on error
-    rows; `data` follows the kind."""
-    return [StructField(f.name, _spark_type(f.type, kind)) for f in FIELDS]
+    rows; `data` holds the input rule's `data_type` ("double" | "string")."""
+    return [StructField(f.name, _spark_type(f.type, data_type)) for f in FIELDS]
 
 
-def output_schema(input_schema: StructType, id_cols: Sequence[str], kind: str) -> StructType:
+def output_schema(
+    input_schema: StructType, id_cols: Sequence[str], data_type: str
+) -> StructType:
     """Id columns exactly as in the input, then the Explanation, then status and error."""
     ids = [input_schema[c] for c in id_cols]
-    return StructType(ids + explanation_fields(kind) + STATUS_FIELDS)
+    return StructType(ids + explanation_fields(data_type) + STATUS_FIELDS)
 
 
-def arrow_fields(kind: str) -> list[pa.Field]:
+def arrow_fields(data_type: str) -> list[pa.Field]:
     """Arrow twins of the Explanation + status fields (what Spark expects back from a worker)."""
-    return list(to_arrow_schema(StructType(explanation_fields(kind) + STATUS_FIELDS)))
+    return list(to_arrow_schema(StructType(explanation_fields(data_type) + STATUS_FIELDS)))

@@ -1,10 +1,11 @@
 """Worker side of the batch job: the function Spark runs over Arrow batches (mapInArrow).
 
 Runs in Spark's Python workers, so it holds none of the driver's state: everything it needs
-travels in a small picklable `WorkerSpec`. The explainer is loaded once per worker process
-(module-level cache) and called through its MLflow pyfunc, the same function the REST service
-uses, so both give identical numbers. Each Arrow batch goes through the explainer in one call;
-if that fails, the batch is redone row by row so only the failing rows become errors.
+travels in a small picklable `WorkerSpec`. The explainer's engine is loaded once per worker
+process (module-level cache) through the core's one loader, the one the REST service uses, so
+both give identical numbers. Each Arrow batch is checked once (the input rule, row by row where a
+row is bad) and explained in one engine call; if that call fails, the batch is redone row by row
+so only the failing rows become errors.
 """
 
 from __future__ import annotations
@@ -14,31 +15,31 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
 from eaas.batch.arrow_out import explanation_columns
 from eaas.batch.spark_types import arrow_fields
+from eaas.explain.engine import Checked, Engine
+from eaas.explain.errors import one_line
 from eaas.explain.isolate import batch_else_rows
-from eaas.explain.schema import COLUMNS
-from eaas.explain.validation import invalid, tabular_row_errors, text_reason
+from eaas.explain.schema import COLUMNS, Explanations
+from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS
 
-DEFAULT_MAX_TEXT_CHARS = 5000
 THREAD_VARS = ("EAAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 MAX_REASON_CHARS = 500
+LIMIT_HINT = " (the batch limit; raise it with --max-text-chars)"
 
-# explainer URI + tracking URI -> loaded pyfunc; lives as long as the (reused) worker process
-_EXPLAINERS: dict[tuple[str, str], Any] = {}
+# explainer URI + tracking URI -> loaded engine; lives as long as the (reused) worker process
+_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a worker needs to explain rows; pickled into the mapInPandas closure."""
+    """What a worker needs to explain rows; pickled into the mapInArrow closure."""
 
     uri: str  # models:/NAME-explainer/VERSION: a fixed version, so an alias move mid-job is moot
     tracking_uri: str
     registry_uri: str
-    kind: str  # tabular | text
     features: tuple[str, ...]
     id_cols: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
@@ -51,11 +52,9 @@ def _prepare_process(spec: WorkerSpec) -> None:
     import mlflow
 
     from eaas.explain.pyfunc import pin_threads
-    from eaas.explain.settings import core_settings
 
     for var in THREAD_VARS:
         os.environ[var] = str(spec.num_threads)
-    core_settings.cache_clear()  # the loader reads EAAS_NUM_THREADS (xgboost nthread, torch)
     pin_threads(spec.num_threads)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ["MLFLOW_TRACKING_URI"] = spec.tracking_uri
@@ -63,176 +62,76 @@ def _prepare_process(spec: WorkerSpec) -> None:
     mlflow.set_registry_uri(spec.registry_uri)
 
 
-def load_explainer(spec: WorkerSpec) -> Any:
-    """The explainer pyfunc, loaded once per worker process (not per batch or task)."""
+def load_engine(spec: WorkerSpec) -> Engine:
+    """The explainer's engine, loaded once per worker process (not per batch or task)."""
     key = (spec.uri, spec.tracking_uri)
-    model = _EXPLAINERS.get(key)
-    if model is None:
-        import mlflow.pyfunc
+    engine = _ENGINES.get(key)
+    if engine is None:
+        from eaas.explain.pyfunc import load_explainer
 
         _prepare_process(spec)
-        model = mlflow.pyfunc.load_model(spec.uri)
-        _EXPLAINERS[key] = model
-    return model
+        engine = load_explainer(spec.uri)
+        _ENGINES[key] = engine
+    return engine
 
 
 def reason(exc: BaseException) -> str:
-    """One line for the `error` column: the core's own message, else the exception's first line."""
-    msg = getattr(exc, "row_message", None) or getattr(exc, "message", None)
-    if not msg:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else ""
-        msg = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return msg[:MAX_REASON_CHARS]
-
-
-def precheck(
-    x: pd.DataFrame, spec: WorkerSpec, errors: list[str | None], accepts_nan: bool = False
-) -> pd.DataFrame:
-    """The core's one input rule, per row, so only the bad rows become errors: the same verdict
-    and message the REST service and the pyfunc give, less the `instances[i].` position (the
-    error sits on its row). CSV cells written as numbers are parsed first: a column with one
-    bad cell is read as strings, and only that cell's row should fail."""
-    if spec.kind == "text":
-        for i, v in enumerate(x["text"]):
-            why = text_reason(v, spec.max_text_chars)
-            if why:
-                hint = " (the batch limit; raise it with --max-text-chars)"
-                errors[i] = invalid(i, "text", why).row_message + (hint if "longer" in why else "")
-        return x
-    x = _parse_text_numbers(x, spec)
-    for i, err in enumerate(tabular_row_errors(x, list(spec.features), accepts_nan)):
-        if err is not None:
-            errors[i] = errors[i] or err.row_message
-    return x
-
-
-def _parse_text_numbers(x: pd.DataFrame, spec: WorkerSpec) -> pd.DataFrame:
-    """Numbers written as text (CSV) -> numbers; anything else is left for the rule to judge."""
-    x = x.copy()
-    for f in spec.features:
-        col = x[f]
-        if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
-            continue
-        x[f] = pd.Series([_number(v) for v in col], index=x.index, dtype=object)
-    return x
-
-
-def _number(v: Any) -> Any:
-    if not isinstance(v, str):
-        return v
-    s = v.strip()
-    if s.lower() in ("", "nan", "null"):
-        return None
-    try:
-        return float(s)
-    except ValueError:
-        return v
-
-
-def _explain_rows(
-    model: Any, x: pd.DataFrame, rows: list[int], params: dict, errors: list[str | None]
-) -> dict[str, list]:
-    """Explain `rows` of `x` as one call; on any failure, row by row (the core's helper)."""
-    n = len(x)
-    cols: dict[str, list] = {c: [None] * n for c in COLUMNS}
-    results = batch_else_rows(lambda idx: _predict(model, x.iloc[idx], params), rows)
-    for i, res in zip(rows, results, strict=True):
-        if isinstance(res, BaseException):
-            errors[i] = reason(res)
-            continue
-        for c in COLUMNS:
-            cols[c][i] = res[c]
-    return cols
-
-
-def _predict(model: Any, x: pd.DataFrame, params: dict) -> list[dict]:
-    out = model.predict(x.reset_index(drop=True), params=params or None)
-    if len(out) != len(x):
-        raise RuntimeError(f"explainer returned {len(out)} rows for {len(x)}")
-    return out.to_dict("records")
-
-
-def _checked(
-    x: pd.DataFrame, spec: WorkerSpec, model: Any
-) -> tuple[pd.DataFrame, list[str | None]]:
-    """The feature rows after the core's input rule, and each row's error (None: fine)."""
-    errors: list[str | None] = [None] * len(x)
-    return precheck(x.reset_index(drop=True), spec, errors, _accepts_nan(model)), errors
-
-
-def _explain_frame(
-    x: pd.DataFrame, spec: WorkerSpec, model: Any, errors: list[str | None]
-) -> dict[str, list]:
-    """Explanation columns (None on error rows) for checked feature rows; fills `errors`."""
-    rows = [i for i in range(len(x)) if errors[i] is None]
-    cols = _explain_rows(model, x, rows, spec.params, errors)
-    for c in COLUMNS:  # a row that failed after its batch call keeps nothing half-done
-        cols[c] = [v if errors[i] is None else None for i, v in enumerate(cols[c])]
-    return cols
-
-
-def _accepts_nan(model: Any) -> bool:
-    """Whether the explainer's source model routes missing values (xgboost, lightgbm)."""
-    engine = getattr(_python_model(model), "engine", None)
-    if engine is None:  # not an eaas pyfunc: let its own predict judge missing values
-        return True
-    return bool(engine.source.accepts_nan)
+    """One line for the `error` column: the core's message for the row, else the exception's."""
+    return (getattr(exc, "row_message", None) or one_line(exc, MAX_REASON_CHARS))[:MAX_REASON_CHARS]
 
 
 def _status(errors: list[str | None]) -> list[str]:
     return ["ok" if e is None else "error" for e in errors]
 
 
-def explain_batch(pdf: pd.DataFrame, spec: WorkerSpec, model: Any) -> pd.DataFrame:
-    """pandas in, pandas out: ids, Explanation columns, status and error (one row per row)."""
-    pdf = pdf.reset_index(drop=True)
-    x, errors = _checked(pdf[list(spec.features)], spec, model)
-    cols = _explain_frame(x, spec, model, errors)
-    out = pdf[list(spec.id_cols)].copy()
-    for c in COLUMNS:
-        out[c] = pd.Series(cols[c], dtype=object)
-    out["status"] = _status(errors)
-    out["error"] = pd.Series(errors, dtype=object)
-    return out
-
-
-def explain_record_batch(batch: pa.RecordBatch, spec: WorkerSpec, model: Any) -> pa.RecordBatch:
+def explain_record_batch(batch: pa.RecordBatch, spec: WorkerSpec, engine: Engine) -> pa.RecordBatch:
     """Arrow in, Arrow out: the id columns pass through untouched (exact types, no pandas trip)."""
-    x, errors = _checked(batch.select(list(spec.features)).to_pandas(), spec, model)
-    fields = arrow_fields(spec.kind)
-    clean = all(e is None for e in errors)
-    arrays = _fast_columns(x, spec, model, fields) if clean else None
+    x = batch.select(list(spec.features)).to_pandas()
+    checked, ok, errors = engine.check_rows(x, spec.params, spec.max_text_chars, LIMIT_HINT)
+    out_fields = arrow_fields(engine.inputs.data_type)  # the Explanation, status, error
+    fields = out_fields[: len(COLUMNS)]
+    arrays = _whole(engine, checked, fields) if len(ok) == len(x) and len(x) else None
     if arrays is None:
-        cols = _explain_frame(x, spec, model, errors)
-        arrays = [pa.array(cols[f.name], type=f.type) for f in fields[: len(COLUMNS)]]
+        arrays = _by_rows(engine, checked, ok, errors, fields)
     arrays += [pa.array(_status(errors), pa.string()), pa.array(errors, pa.string())]
     ids = [batch.column(c) for c in spec.id_cols]
-    schema = pa.schema([batch.schema.field(c) for c in spec.id_cols] + fields)
+    schema = pa.schema([batch.schema.field(c) for c in spec.id_cols] + out_fields)
     return pa.RecordBatch.from_arrays(ids + arrays, schema=schema)
 
 
-def _fast_columns(
-    x: pd.DataFrame, spec: WorkerSpec, model: Any, fields: list[pa.Field]
-) -> list[pa.Array] | None:
-    """Checked, all-valid tabular rows explained in one engine call and written to Arrow from
-    its arrays; None sends the batch down the per-row path (text, a failing call, a model that
-    is not an eaas pyfunc), which gives the same numbers for the rows that succeed."""
-    engine = getattr(_python_model(model), "engine", None)
-    if spec.kind != "tabular" or engine is None or len(x) == 0:
-        return None
+def _whole(engine: Engine, checked: Checked, fields: list[pa.Field]) -> list[pa.Array] | None:
+    """A batch whose rows all passed the rule, in one engine call; None sends it down the
+    per-row path (a failing call), which gives the same numbers for the rows that succeed."""
     try:
-        exp = engine.explain_arrays(x, spec.params)
+        exp = engine.explain_arrays(checked)
     except Exception:  # noqa: BLE001 - the per-row path finds and reports the failing rows
         return None
-    return explanation_columns(exp, fields[: len(COLUMNS)])
+    return explanation_columns(exp, fields) or _from_records(exp, fields)
 
 
-def _python_model(model: Any) -> Any:
-    try:
-        return model.unwrap_python_model()
-    except (AttributeError, ValueError):
-        return None
+def _from_records(exp: Explanations, fields: list[pa.Field]) -> list[pa.Array]:
+    """Rows that do not share one shape (text: each its own words), via plain records."""
+    records = exp.to_records()
+    return [pa.array([r[f.name] for r in records], type=f.type) for f in fields]
+
+
+def _by_rows(
+    engine: Engine, checked: Checked, ok: list[int], errors: list[str | None],
+    fields: list[pa.Field],
+) -> list[pa.Array]:
+    """The good rows in one call, else one by one (the core's helper); error rows stay null."""
+    n = len(errors)
+    cols: dict[str, list] = {c: [None] * n for c in COLUMNS}
+    results = batch_else_rows(
+        lambda idx: engine.explain_records(checked.take(idx)), list(range(len(ok)))
+    )
+    for i, res in zip(ok, results, strict=True):
+        if isinstance(res, BaseException):
+            errors[i] = reason(res)
+            continue
+        for c in COLUMNS:
+            cols[c][i] = res[c]
+    return [pa.array(cols[f.name], type=f.type) for f in fields]
 
 
 def make_mapper(
@@ -241,10 +140,10 @@ def make_mapper(
     """The mapInArrow function: a closure over `spec` only (cheap to pickle)."""
 
     def explain_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        model = None
+        engine = None
         for batch in batches:
-            if model is None:  # not before the first batch: empty partitions load nothing
-                model = load_explainer(spec)
-            yield explain_record_batch(batch, spec, model)
+            if engine is None:  # not before the first batch: empty partitions load nothing
+                engine = load_engine(spec)
+            yield explain_record_batch(batch, spec, engine)
 
     return explain_partition

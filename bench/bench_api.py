@@ -81,13 +81,11 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def load_engine():
-    import mlflow
-
+    from eaas.explain.pyfunc import load_explainer
     from eaas.explain.registry import configure
 
     configure()
-    model = mlflow.pyfunc.load_model("models:/breast-cancer-explainer@champion")
-    return model.unwrap_python_model().engine
+    return load_explainer("models:/breast-cancer-explainer@champion")
 
 
 def in_process(n: int, engine=None, seed: int = 1) -> tuple[list[float], list[dict]]:
@@ -99,7 +97,7 @@ def in_process(n: int, engine=None, seed: int = 1) -> tuple[list[float], list[di
     for r in data:
         rec = [dict(zip(cols, r, strict=True))]
         t = time.perf_counter()
-        res = engine.explain_records(rec)
+        res = engine.explain_records(engine.check(rec))
         out.append(time.perf_counter() - t)
         results.append(res[0])
     return out, results

@@ -58,15 +58,15 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def _count_rows(engine, rows: pd.DataFrame) -> tuple[int, list]:
     """Model rows one explanation of `rows` evaluates (the engine's model calls, counted)."""
-    fn, seen = engine.impl.fn, [0]
+    fn, seen = engine.method.fn, [0]
 
     def counting(arr):
         seen[0] += len(arr)
         return fn(arr)
 
-    engine.impl.fn = counting
-    out = engine.explain_records(rows)
-    del engine.impl.fn  # back to the method
+    engine.method.fn = counting
+    out = engine.explain_records(engine.check(rows))
+    del engine.method.fn  # back to the method
     return seen[0], out
 
 
@@ -76,11 +76,11 @@ def _p8(method: str, model, x: pd.DataFrame, rows: pd.DataFrame, rounds: int):
     # the floor: the model's per-row cost on one 50,000-row batch, called as the explainer
     # calls it, timed in the same interleaved rounds
     big = np.tile(x.to_numpy(), (50_000 // len(x) + 1, 1))[:50_000]
-    times = interleaved({"explain": lambda: engine.explain_records(rows),
-                         "batch": lambda: engine.impl.fn(big)}, rounds)
+    times = interleaved({"explain": lambda: engine.explain_records(engine.check(rows)),
+                         "batch": lambda: engine.method.fn(big)}, rounds)
     took = times["explain"]
     floor = model_rows * times["batch"] / len(big)
-    ref = engine.explain_records(rows, {"max_evals": 5000})
+    ref = engine.explain_records(engine.check(rows, {"max_evals": 5000}))
     rho = [_spearman(np.array(a["values"][1]), np.array(b["values"][1]))
            for a, b in zip(out, ref, strict=True)]
     add = max(r["additivity_error"] for r in out)
@@ -98,9 +98,9 @@ def _same_as_shap(engine, rows: pd.DataFrame, out: list) -> str:
     """Partition re-implements shap's recursion: compare with shap's own at the same batch."""
     import shap
 
-    from eaas.explain.tabular import partition_batch
+    from eaas.explain.tabular.partition import partition_batch
 
-    impl = engine.impl
+    impl = engine.method
     masker = shap.maskers.Partition(impl.bg, max_samples=len(impl.bg), clustering="correlation")
     theirs = shap.PartitionExplainer(impl.fn, masker)(
         rows.to_numpy(), max_evals=500, batch_size=partition_batch(len(impl.bg)), silent=True
@@ -142,14 +142,12 @@ def _p9(model, x: pd.DataFrame) -> list:
 
     from eaas.explain.build import build_explainer
     from eaas.explain.registry import configure, use_experiment
-    from eaas.explain.settings import core_settings
 
     example = x.sample(100, random_state=0)
     with tempfile.TemporaryDirectory() as home:
         env = {"EAAS_HOME": home, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
                "EAAS_TRUST_REGISTRY": "true"}
         os.environ.update(env)
-        core_settings.cache_clear()
         configure()
         use_experiment("bench")
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))

@@ -60,9 +60,9 @@ def load_method(method: str):
     """The demo model's text method, built in-process from the read-only registry."""
     from mlflow.artifacts import download_artifacts
 
+    from eaas.explain.methods import make
     from eaas.explain.registry import configure, parse_model_uri, resolve_version
     from eaas.explain.source import load_source
-    from eaas.explain.text import make_text
 
     configure()
     mv = resolve_version(parse_model_uri(f"models:/{MODEL}"))
@@ -70,7 +70,7 @@ def load_method(method: str):
     src = load_source(download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=tmp))
     # the run id too: `make demo` on a fresh home registers a new model as the same version 1,
     # and a cached reference of the old one would be silently compared with the new
-    return make_text(method, src), f"{mv.name}/{mv.version}/{mv.run_id}"
+    return make(method, src, None), f"{mv.name}/{mv.version}/{mv.run_id}"
 
 
 def explain(impl, text: str, evals: int, long_text: str = "truncate") -> np.ndarray:
@@ -133,9 +133,9 @@ def _length_rows(impl, version: str, snips: list[str], lengths: list[int]) -> li
 
 
 def impl_default_evals() -> int:
-    from eaas.explain.settings import core_settings
+    from eaas.explain.settings import CoreSettings
 
-    return core_settings().default_max_evals
+    return CoreSettings().default_max_evals
 
 
 def _owen_row(impl, version: str, snips: list[str]) -> list:

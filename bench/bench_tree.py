@@ -75,7 +75,7 @@ def _native(flavor: str, model, x: pd.DataFrame):
 
 
 def _p1(rid: str, flavor: str, model, x: pd.DataFrame, rounds: int):
-    from eaas.explain.treeshap import FastTreeShap
+    from eaas.explain.tabular.treeshap import FastTreeShap
 
     t0 = time.perf_counter()
     fast = FastTreeShap(model, flavor, N_FEATURES)
@@ -119,7 +119,7 @@ def _p2(model, x: pd.DataFrame, reps: int):
     one = x.iloc[[7]]
     booster = model.get_booster()
     fns = {
-        "records": lambda: engine.explain_records(one),
+        "records": lambda: engine.explain_records(engine.check(one)),
         "frame": lambda: engine.explain(one),
         "native": lambda: booster.predict(xgb.DMatrix(one), pred_contribs=True),
     }
@@ -132,7 +132,7 @@ def _p2(model, x: pd.DataFrame, reps: int):
             f()
             times[k].append(time.perf_counter() - t)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    out = engine.explain_records(one)[0]
+    out = engine.explain_records(engine.check(one))[0]
     native = fns["native"]()[0]
     err = float(np.abs(np.array(out["values"][1]) - native[:-1]).max())
     return row(

@@ -18,7 +18,7 @@ from sklearn.datasets import load_breast_cancer
 from eaas.explain.build import build_explainer
 from eaas.explain.quiet import quiet_notices
 from eaas.explain.registry import configure, use_experiment
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 
 EXPERIMENT = "eaas-demo"
 ALIAS = "champion"
@@ -27,7 +27,7 @@ PIP = ["scikit-learn==1.9.1", "xgboost-cpu==3.2.0", "torch==2.13.0", "transforme
 
 
 def demo_dir() -> Path:
-    d = core_settings().home_dir / "demo"
+    d = CoreSettings().home_dir / "demo"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -15,14 +16,17 @@ from mlflow.artifacts import download_artifacts
 from mlflow.tracking import MlflowClient
 
 from eaas.explain import plots
-from eaas.explain.engine import Engine, ExplainerConfig, choose_method
+from eaas.explain.config import ExplainerConfig
+from eaas.explain.engine import Engine
 from eaas.explain.errors import BadRequest, InvalidInput, MissingBackground
+from eaas.explain.inputs import InputRule, rule_for
+from eaas.explain.methods import choose
 from eaas.explain.quiet import quiet_notices
 from eaas.explain.registry import ModelRef, parse_model_uri, resolve_version, use_experiment
 from eaas.explain.schema import signature
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 from eaas.explain.source import SourceModel, load_source
-from eaas.explain.validation import Params, check_params
+from eaas.explain.validation import check_params, default_params
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "eaas-explainers"
@@ -43,7 +47,6 @@ PACKAGES = (
     "pydantic-settings",
 )
 N_EXAMPLES = 3
-TEXT_CHART_ROWS = 20  # texts explained for a text explainer's charts (each a full explanation)
 
 
 @dataclass
@@ -81,7 +84,8 @@ def read_table(path: str | Path, field: str = "background") -> pd.DataFrame:
 
 
 def select_background(
-    source: SourceModel, background: str | Path | pd.DataFrame | None, size: int, seed: int
+    source: SourceModel, rule: InputRule, background: str | Path | pd.DataFrame | None,
+    size: int, seed: int,
 ) -> pd.DataFrame | None:
     """The model's input columns from the given table, else its logged example; sampled."""
     df = read_table(background) if isinstance(background, (str, Path)) else background
@@ -93,7 +97,7 @@ def select_background(
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InvalidInput(f"background: missing column '{missing[0]}'", field="background")
-    df = df[cols].dropna() if source.kind == "tabular" else df[cols]
+    df = df[cols].dropna() if rule.background_is_data else df[cols]
     if len(df) > size:
         df = df.sample(n=size, random_state=seed)
     return df.reset_index(drop=True)
@@ -108,12 +112,12 @@ def build_explainer(
     seed: int | None = None,
     name: str | None = None,
     long_text: str | None = None,
+    settings: CoreSettings | None = None,
 ) -> BuildResult:
-    """The Python API behind `eaas explainer build`."""
-    settings = core_settings()
-    defaults = Params(settings.default_max_evals, settings.default_seed, "truncate")
+    """The Python API behind `eaas explainer build` (settings: the environment's if None)."""
+    settings = settings or CoreSettings()
     given = {"max_evals": max_evals, "seed": seed, "long_text": long_text}
-    p = check_params(given, defaults)  # the same rule requests are held to
+    p = check_params(given, default_params(settings))  # the same rule requests are held to
     if background_size < 1:
         raise BadRequest("background-size: must be at least 1", field="background_size")
     ref = parse_model_uri(model_uri)
@@ -125,14 +129,16 @@ def build_explainer(
         src_dir = download_artifacts(
             artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dst)
         )
-        source = load_source(src_dir)
-        method = choose_method(source, method)
-        bg = select_background(source, background, background_size, p.seed)
-        if source.kind == "text" and (bg is None or len(bg) == 0):
+        source = load_source(src_dir, settings)
+        method = choose(source, method)
+        rule = rule_for(source.kind, source.feature_names, source.accepts_nan)
+        bg = select_background(source, rule, background, background_size, p.seed)
+        if not rule.background_is_data and (bg is None or len(bg) == 0):
+            cols = ", ".join(f"'{c}'" for c in source.feature_names)
             raise MissingBackground(
-                "background: a text explainer needs example texts for its charts and the model "
-                "has no input example; pass --background PATH (CSV or Parquet with a 'text' "
-                "column)",
+                f"background: a {source.kind} explainer needs examples for its charts and the "
+                f"model has no input example; pass --background PATH (CSV or Parquet with "
+                f"column {cols})",
                 field="background",
             )
         config = {
@@ -144,7 +150,7 @@ def build_explainer(
             "versions": library_versions(),
             "background_rows": 0 if bg is None else len(bg),
         }
-        engine = Engine(source, method, bg if source.kind == "tabular" else None, config)
+        engine = Engine(source, method, bg if rule.background_is_data else None, config)
         result = _log_and_register(engine, src_dir, bg, name or f"{mv.name}-explainer", Path(tmp))
     _tag(client, ref, mv.version, result)
     result.engine = engine
@@ -157,7 +163,7 @@ def _log_and_register(
     cfg = engine.config
     (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     artifacts = {"source_model": src_dir, "config": str(tmp / "config.json")}
-    if bg is not None and cfg.kind == "tabular":
+    if bg is not None and engine.inputs.background_is_data:
         bg.to_parquet(tmp / "background.parquet", index=False)
         artifacts["background"] = str(tmp / "background.parquet")
     use_experiment(EXPERIMENT)
@@ -176,18 +182,18 @@ def _log_and_register(
         )
         _log_charts(engine, bg)
         with quiet_notices():
-            info = _log_model(cfg, artifacts, name)
+            info = _log_model(cfg, engine.inputs, artifacts, name)
     return BuildResult(
         name, str(info.registered_model_version), cfg.method, cfg.output_space, run.info.run_id
     )
 
 
-def _log_model(cfg: ExplainerConfig, artifacts: dict, name: str):
+def _log_model(cfg: ExplainerConfig, rule: InputRule, artifacts: dict, name: str) -> Any:
     return mlflow.pyfunc.log_model(
         name="explainer",
         python_model=str(CODE_FILE),
         artifacts=artifacts,
-        signature=signature(cfg.kind, cfg.max_evals, cfg.seed, cfg.long_text),
+        signature=signature(rule.data_type, rule.params, cfg.max_evals, cfg.seed, cfg.long_text),
         pip_requirements=[f"{k}=={v}" for k, v in cfg.versions.items()],
         metadata={"eaas": cfg.to_dict()},
         registered_model_name=name,
@@ -200,8 +206,8 @@ def _log_charts(engine: Engine, bg: pd.DataFrame | None) -> None:
         log.warning("no background or example data: bar charts are not logged")
         return
     cfg = engine.config
-    if cfg.kind == "text":
-        bg = bg.head(TEXT_CHART_ROWS)
+    if engine.inputs.chart_rows is not None:
+        bg = bg.head(engine.inputs.chart_rows)
     frame = engine.explain(bg)
     mlflow.log_metric("max_additivity_error", float(frame["additivity_error"].max()))
     title = f"{cfg.source_name} v{cfg.source_version} · {cfg.method} explainer"

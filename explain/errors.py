@@ -9,6 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 Stop = Callable[[], bool]  # polled by long computations; True means give up
+ONE_LINE_CHARS = 300
+
+
+def one_line(exc: BaseException, limit: int = ONE_LINE_CHARS) -> str:
+    """An error as one line, never a stack trace: an expected error's own message, else the
+    exception's type and the first line of its text."""
+    msg = getattr(exc, "message", None)
+    if not isinstance(msg, str) or not msg:
+        lines = str(exc).strip().splitlines()
+        msg = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return msg[:limit]
 
 
 class EaasError(Exception):
@@ -56,6 +67,13 @@ class MissingBackground(EaasError):
 
     status = 400
     code = "missing_background"
+
+
+class TooLarge(EaasError):
+    """A request over a size or cost limit (bytes, instances, a text's length, its work)."""
+
+    status = 413
+    code = "payload_too_large"
 
 
 class Stopped(EaasError):

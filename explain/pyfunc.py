@@ -2,11 +2,15 @@
 
 Artifacts: `source_model` (the exact source model version's MLflow folder), `background`
 (Parquet, may be absent for text and tree), `config` (JSON). No shap object is pickled.
+
+`load_explainer(uri)` is the one way every adapter (service, Spark worker, reports, CLI) gets
+the engine of a registered explainer.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -14,8 +18,13 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from eaas.explain.engine import Engine, ExplainerConfig
+from eaas.explain.config import ExplainerConfig
+from eaas.explain.engine import Engine
+from eaas.explain.errors import UnsupportedModel
+from eaas.explain.settings import CoreSettings, load_config
 from eaas.explain.source import load_source
+
+log = logging.getLogger(__name__)
 
 
 def pin_threads(n: int) -> None:
@@ -30,12 +39,25 @@ def pin_threads(n: int) -> None:
         pass
 
 
-def load_engine(source_dir: str, config: dict[str, Any], background: str | None) -> Engine:
-    from eaas.explain.settings import core_settings
+def load_explainer(uri: str, settings: CoreSettings | None = None) -> Engine:
+    """The engine of the explainer at `uri` (a registered `models:/NAME-explainer/N`, resolved
+    by the caller from a name, never taken from a request); loaded with the caller's settings
+    (threads, trust, device) and warmed up."""
+    log.info("loading explainer %s", uri)
+    config = load_config(settings or CoreSettings())
+    model = mlflow.pyfunc.load_model(uri, model_config=config)
+    engine = getattr(model.unwrap_python_model(), "engine", None)
+    if not isinstance(engine, Engine):
+        raise UnsupportedModel(f"model: '{uri}' is not an eaas explainer")
+    return engine
 
-    pin_threads(core_settings().num_threads)
+
+def engine_from_artifacts(
+    source_dir: str, config: dict[str, Any], background: str | None, settings: CoreSettings
+) -> Engine:
+    pin_threads(settings.num_threads)
     bg = pd.read_parquet(background) if background and os.path.exists(background) else None
-    return Engine(load_source(source_dir), config["method"], bg, config)
+    return Engine(load_source(source_dir, settings), config["method"], bg, config)
 
 
 # Python 3.11 specialises a function's bytecode only after it has run several times: one
@@ -47,13 +69,18 @@ WARM_BUDGET_S = 0.5  # a slow method (sampled, text) stops repeating after this
 def warm_up(engine: Engine) -> None:
     """Pay numba/torch first-call costs at load time, not on the first request."""
     cfg = engine.config
-    if cfg.kind == "text":
-        engine.explain(pd.DataFrame({"text": ["warm up"]}), {"max_evals": 8})
-    elif engine.source.input_example is not None and len(engine.source.input_example):
+    example = engine.inputs.placeholder()  # text: a fixed one (examples may be shaped freely)
+    if example is None:
+        example = engine.source.input_example
+    if example is None or not len(example):
+        return
+    example = example.head(1)
+    if engine.price(engine.check(example)) > 0:  # a priced (costly) method: a token warm-up
+        engine.explain(example, {"max_evals": 8})
+    else:
         # the configured budget, not a minimal one: the first request then finds its array
         # sizes, the model's code paths and the numba kernels (tree) already warm
         evals = max(cfg.max_evals, 2 * len(cfg.features) + 1)
-        example = engine.source.input_example.head(1)
         engine.explain(example, {"max_evals": evals})
         # a client's frame has pandas' default string column labels, unlike the logged example
         # read back by MLflow: warm that path, repeatedly while it is cheap
@@ -73,8 +100,11 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         with open(context.artifacts["config"]) as fh:
             config = json.load(fh)
-        self.engine = load_engine(
-            context.artifacts["source_model"], config, context.artifacts.get("background")
+        # the loader's settings (load_explainer), else the environment's (a plain MLflow load)
+        settings = CoreSettings(**(getattr(context, "model_config", None) or {}))
+        self.engine = engine_from_artifacts(
+            context.artifacts["source_model"], config, context.artifacts.get("background"),
+            settings,
         )
         warm_up(self.engine)
         # MLflow reads predict()'s type hints on the first call (an eval per hint): now instead

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eaas.explain.errors import BadRequest, NotFound, RegistryUnavailable
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 
 # MLflow answers a missing alias with INVALID_PARAMETER_VALUE
 NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
@@ -59,21 +59,21 @@ def parse_model_ref(ref: str) -> ModelRef:
     return ModelRef(m["name"], m["version"], m["alias"])
 
 
-def tracking_uri() -> str:
+def tracking_uri(settings: CoreSettings | None = None) -> str:
     """The tracking URI in force: MLFLOW_TRACKING_URI, else SQLite under EAAS_HOME."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    home = core_settings().home_dir
+    home = (settings or CoreSettings()).home_dir
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
-def configure() -> MlflowClient:
+def configure(settings: CoreSettings | None = None) -> MlflowClient:
     """Point MLflow's tracking and registry at the URI in force and return a client."""
     # per-file download bars flood logs of services and batch jobs
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = tracking_uri()
+    uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
     return MlflowClient()

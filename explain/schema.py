@@ -6,6 +6,7 @@ signature, the Spark/Arrow column types (`batch/spark_types.py`) and the REST re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,8 +118,8 @@ class Explanations:
         return np.asarray(self.values, dtype=float)
 
 
-def _mlflow_type(logical: str, kind: str):
-    data = DataType.string if kind == "text" else DataType.double
+def _mlflow_type(logical: str, data_type: str) -> Any:
+    data = DataType.string if data_type == "string" else DataType.double
     return {
         "strings": Array(DataType.string),
         "doubles": Array(DataType.double),
@@ -129,18 +130,23 @@ def _mlflow_type(logical: str, kind: str):
     }[logical]
 
 
-def signature(kind: str, max_evals: int, seed: int, long_text: str = "truncate") -> ModelSignature:
+def signature(
+    data_type: str, params: tuple[str, ...], max_evals: int, seed: int, long_text: str = "truncate"
+) -> ModelSignature:
     """Output and params schema; MLflow's spark_udf infers a struct result type from it.
+
+    `data_type` ("double" | "string") and `params` (the parameters that apply) come from the
+    explainer's input rule (explain/inputs.py).
 
     The input schema is left out on purpose: MLflow would otherwise drop extra columns with a
     warning before the explainer sees them, and the contract is that an extra column is an error.
     The inputs are in the explainer config and checked by the core (explain/validation.py).
     """
-    outputs = Schema([ColSpec(_mlflow_type(f.type, kind), f.name) for f in FIELDS])
-    specs = [
-        ParamSpec("max_evals", DataType.long, max_evals),
-        ParamSpec("seed", DataType.long, seed),
-    ]
-    if kind == "text":
-        specs.append(ParamSpec("long_text", DataType.string, long_text))
+    outputs = Schema([ColSpec(_mlflow_type(f.type, data_type), f.name) for f in FIELDS])
+    every = {
+        "max_evals": ParamSpec("max_evals", DataType.long, max_evals),
+        "seed": ParamSpec("seed", DataType.long, seed),
+        "long_text": ParamSpec("long_text", DataType.string, long_text),
+    }
+    specs = [every[name] for name in params]
     return ModelSignature(inputs=None, outputs=outputs, params=ParamSchema(specs))

@@ -1,16 +1,20 @@
 """Core settings: one pydantic-settings class, read from `EAAS_*` environment variables.
 
-Adapters (the REST service) extend this class rather than defining a second one.
+Adapters (the REST service) extend this class rather than defining a second one. There is no
+process-wide cached instance: an entry point (a command, the server, a Spark worker, the pyfunc
+at load time) reads the environment once and passes its settings object down; library functions
+take `settings=None` to mean "read the environment now".
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MAX_TEXT_CHARS = 5000  # the longest text instance the service and batch jobs take
 
 
 class CoreSettings(BaseSettings):
@@ -49,6 +53,9 @@ class CoreSettings(BaseSettings):
         return self.home.expanduser().resolve()
 
 
-@lru_cache(maxsize=1)
-def core_settings() -> CoreSettings:
-    return CoreSettings()
+# what an explainer needs at load time, handed to MLflow's loader as the pyfunc's model_config
+LOAD_FIELDS = ("num_threads", "trust_registry", "device", "default_max_evals", "default_seed")
+
+
+def load_config(settings: CoreSettings) -> dict[str, object]:
+    return settings.model_dump(include=set(LOAD_FIELDS))

@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.models import Model
 
 from eaas.explain.errors import UnsupportedModel
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 
 TREE_TYPES = {
     "RandomForestClassifier",
@@ -50,6 +50,7 @@ class SourceModel:
     is_classifier: bool
     input_example: pd.DataFrame | None = None
     components: dict[str, Any] = field(default_factory=dict)
+    settings: CoreSettings = field(default_factory=CoreSettings, repr=False)  # as loaded with
 
     @property
     def type_name(self) -> str:
@@ -87,28 +88,34 @@ class SourceModel:
         return "probability" if self.is_classifier else "raw"
 
 
-def load_source(path: str | Path) -> SourceModel:
+def load_source(path: str | Path, settings: CoreSettings | None = None) -> SourceModel:
     """Load the MLflow model folder at `path` with its native flavor when we know it."""
-    path = str(path)
+    settings = settings or CoreSettings()
+    source = _load(str(path), settings)
+    source.settings = settings
+    return source
+
+
+def _load(path: str, settings: CoreSettings) -> SourceModel:
     meta = Model.load(path)
     flavors = meta.flavors
     example = _input_example(meta, path)
     if "transformers" in flavors:
-        return _load_transformers(path, example)
+        return _load_transformers(path, example, settings.num_threads)
     if "xgboost" in flavors:
         import mlflow.xgboost
 
         model = mlflow.xgboost.load_model(path)
-        _pin_threads(model)
+        _pin_threads(model, settings.num_threads)
         return _tabular("xgboost", model, meta, example)
     if "lightgbm" in flavors:
         import mlflow.lightgbm
 
         model = mlflow.lightgbm.load_model(path)
-        _pin_threads(model)
+        _pin_threads(model, settings.num_threads)
         return _tabular("lightgbm", model, meta, example)
     if "sklearn" in flavors:
-        return _tabular("sklearn", _load_sklearn(path), meta, example)
+        return _tabular("sklearn", _load_sklearn(path, settings.trust_registry), meta, example)
     if "python_function" in flavors:
         import mlflow.pyfunc
 
@@ -116,10 +123,10 @@ def load_source(path: str | Path) -> SourceModel:
     raise UnsupportedModel(f"model flavors {sorted(flavors)} are not supported")
 
 
-def _load_sklearn(path: str) -> Any:
+def _load_sklearn(path: str, trusted: bool) -> Any:
     import mlflow.sklearn
 
-    if not core_settings().trust_registry:
+    if not trusted:
         raise UnsupportedModel("sklearn models need EAAS_TRUST_REGISTRY=true to be loaded")
     # MLflow gates all sklearn deserialization (skops included) behind this flag; the registry
     # is the operator's own store, and the skops trusted-type list in MLmodel still applies.
@@ -137,8 +144,7 @@ def _load_sklearn(path: str) -> Any:
                 os.environ[PICKLE_FLAG] = before
 
 
-def _pin_threads(model: Any) -> None:
-    n = core_settings().num_threads
+def _pin_threads(model: Any, n: int) -> None:
     if hasattr(model, "set_params"):
         try:
             model.set_params(n_jobs=n)
@@ -186,13 +192,13 @@ def _tabular(flavor: str, model: Any, meta: Model, example: pd.DataFrame | None)
     return SourceModel(flavor, model, "tabular", features, [str(n) for n in names], is_clf, example)
 
 
-def _load_transformers(path: str, example: pd.DataFrame | None) -> SourceModel:
+def _load_transformers(path: str, example: pd.DataFrame | None, threads: int) -> SourceModel:
     import mlflow.transformers
     import torch
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    torch.set_num_threads(core_settings().num_threads)
+    torch.set_num_threads(threads)
     parts = mlflow.transformers.load_model(path, return_type="components")
     model = parts["model"].eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]

@@ -31,6 +31,14 @@ class Params:
     long_text: str
 
 
+DEFAULT_LONG_TEXT = LONG_TEXT[0]  # truncate: explain what the model sees, and say so
+
+
+def default_params(settings: Any) -> Params:
+    """A new explainer's defaults: the settings' budget and seed (EAAS_DEFAULT_*)."""
+    return Params(settings.default_max_evals, settings.default_seed, DEFAULT_LONG_TEXT)
+
+
 def _integer(name: str, v: Any, lo: int, hi: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise InvalidInput(f"parameters.{name}: must be an integer", field=f"parameters.{name}")
@@ -173,15 +181,30 @@ def tabular_row_errors(
     df: pd.DataFrame, features: list[str], accepts_nan: bool = False
 ) -> list[InvalidInput | None]:
     """Per row, the error that row alone would get (None: fine); for callers that keep going."""
+    return _row_errors(df, features, accepts_nan)[1]
+
+
+def tabular_split(
+    df: pd.DataFrame, features: list[str], accepts_nan: bool = False
+) -> tuple[np.ndarray | None, list[str | None]]:
+    """The rule once over a frame, keeping going: (the float array when every row passed the
+    vector test, else None; per row its message without the position, or None)."""
+    arr, errors = _row_errors(df, features, accepts_nan)
+    return arr, [None if e is None else e.row_message for e in errors]
+
+
+def _row_errors(
+    df: pd.DataFrame, features: list[str], accepts_nan: bool
+) -> tuple[np.ndarray | None, list[InvalidInput | None]]:
     cols = [str(c) for c in df.columns]
     try:
         _columns(cols, features)
     except InvalidInput:  # a column problem is every row's problem
-        return [invalid(i, *_column_fault(cols, features)) for i in range(len(df))]
+        return None, [invalid(i, *_column_fault(cols, features)) for i in range(len(df))]
     out: list[InvalidInput | None] = [None] * len(df)
-    _, suspect = _vector_check(_in_order(df, features), accepts_nan)
-    if not suspect.any():
-        return out
+    arr, suspect = _vector_check(_in_order(df, features), accepts_nan)
+    if arr is not None and not suspect.any():
+        return arr, out
     rows = np.flatnonzero(suspect)  # only these need the per-cell rule (and its message)
     values = df[features].iloc[rows].to_numpy(dtype=object)
     for i, row in zip(rows.tolist(), values, strict=True):
@@ -190,7 +213,7 @@ def tabular_row_errors(
             if why:
                 out[i] = invalid(i, f, why)
                 break
-    return out
+    return None, out
 
 
 def _column_fault(cols: list[str], features: list[str]) -> tuple[str, str]:

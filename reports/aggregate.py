@@ -32,10 +32,10 @@ def is_stopword(word: str) -> bool:
     return word in ENGLISH_STOP_WORDS or not _HAS_WORD.search(word)
 
 
-def shown_outputs(names: list[str], kind: str, opts: WordOptions) -> list[str]:
-    """The outputs a report shows: for a 2-class text model the second class only (the first
-    one's values are its exact negation), unless all outputs are asked for."""
-    if kind == "text" and len(names) == 2 and not opts.all_outputs:
+def shown_outputs(names: list[str], by_word: bool, opts: WordOptions) -> list[str]:
+    """The outputs a report shows: for a 2-class word-level (text) model the second class only
+    (the first one's values are its exact negation), unless all outputs are asked for."""
+    if by_word and len(names) == 2 and not opts.all_outputs:
         return names[1:]
     return list(names)
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from eaas.explain.engine import ExplainerConfig
+from eaas.explain.config import ExplainerConfig
 from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 from eaas.reports import aggregate as agg
 from eaas.reports import figures as figs
 from eaas.reports.html import Content, render
@@ -87,7 +88,7 @@ def _output_dir(output: str | Path | None, target: ExplainerTarget) -> Path:
     else:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"{target.source.name}-{target.source.version}-{stamp}"
-        out = core_settings().home_dir / "reports" / name
+        out = CoreSettings().home_dir / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -119,11 +120,12 @@ def _write(
 ) -> dict[str, pd.Series]:
     """Every file of the report into `out_dir`; returns the global importances."""
     ok = inp.ok
-    if cfg.kind == "text":  # case-folded words with a minimum count, stop-words not ranked
+    by_word = not cfg.inputs.fixed_features  # each row its own words (text)
+    if by_word:  # case-folded words with a minimum count, stop-words not ranked
         imp = agg.word_importance(ok, cfg.output_names, words)
     else:
         imp = agg.global_importance(ok)
-    shown = agg.shown_outputs(cfg.output_names, cfg.kind, words)
+    shown = agg.shown_outputs(cfg.output_names, by_word, words)
     (out_dir / "global_importance.json").write_text(json.dumps(agg.importance_json(imp), indent=1))
     agg.importance_table(imp).to_csv(out_dir / "global_importance.csv", index=False)
     prov = provenance(target, cfg, inp, run_id)
@@ -133,8 +135,9 @@ def _write(
     title = f"SHAP report · {target.source.name} v{target.source.version}"
     figures = _figures(out_dir, cfg, ok, {k: v for k, v in imp.items() if k in shown}, title)
     # the page shows the shown outputs; the JSON and CSV above keep every output
-    content = Content(title, cfg.kind, out_dir, prov, {o: imp[o] for o in shown}, figures)
-    if cfg.kind == "text":
+    content = Content(title, cfg.inputs.player, out_dir, prov, {o: imp[o] for o in shown},
+                      figures)
+    if by_word:
         content.tokens = _tokens(out_dir, cfg, ok, content.figures, shown, words)
         content.push_labels = {o: agg.push_labels(cfg.output_names, o) for o in shown}
         content.examples = _examples(ok, cfg)
@@ -158,7 +161,7 @@ def _figures(
         fig = figs.importance_bar(series, name, cfg.output_space, title)
         png = figs.save(fig, out_dir, f"global_importance_{figs.slug(name)}.png")
         out["importance"].append((f"global importance, output '{name}'", png))
-        if cfg.kind == "tabular":
+        if cfg.inputs.fixed_features:  # a beeswarm needs one column per feature
             fig = figs.beeswarm(ok, o, cfg.features, title, cfg.output_space, name)
             png = figs.save(fig, out_dir, f"beeswarm_{figs.slug(name)}.png")
             out["beeswarm"].append((f"beeswarm, output '{name}'", png))
@@ -211,7 +214,7 @@ def _compare(
             f"compare: '{ref}' is a {ocfg.kind} model, not {cfg.kind}", field="compare"
         )
     rows = sample_rows(inp.ok, sample, cfg.seed)
-    out = explain_rows(mlflow.pyfunc.load_model(other.explainer_uri), model_inputs(rows, ocfg))
+    out = explain_rows(load_explainer(other.explainer_uri), model_inputs(rows, ocfg))
     mask = (out["status"] == "ok").to_numpy()
     if not mask.any():
         reason = out["error"].iloc[0]

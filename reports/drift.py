@@ -18,9 +18,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
 from eaas.explain.schema import COLUMNS
-from eaas.explain.settings import core_settings
+from eaas.explain.settings import CoreSettings
 from eaas.reports.drift_html import write_files
 from eaas.reports.drift_stats import TOP_K, drift_tables
 from eaas.reports.inputs import (
@@ -77,7 +78,7 @@ def _same_rows(cur: ReportInput, other: ExplainerTarget, sample: int) -> tuple:
     """The current rows (a sample) explained by another version's explainer: both sides."""
     cfg = explainer_config(other)
     rows = sample_rows(cur.ok, sample, cfg.seed)
-    out = explain_rows(mlflow.pyfunc.load_model(other.explainer_uri), model_inputs(rows, cfg))
+    out = explain_rows(load_explainer(other.explainer_uri), model_inputs(rows, cfg))
     keys = model_inputs(rows, cfg)
     base = ReportInput(pd.concat([keys, out], axis=1), cur.path, "data")
     if base.ok.empty:
@@ -115,7 +116,9 @@ def run_drift(
         cur, base = _same_rows(cur, btarget, sample)
     else:
         base = load_side(baseline, btarget, sample)
-    tables, scores = drift_tables(base.ok, cur.ok, list(cfg.output_names), cfg.kind, top_k)
+    tables, scores = drift_tables(
+        base.ok, cur.ok, list(cfg.output_names), cfg.inputs.fixed_features, top_k
+    )
     labels = _labels(target, btarget, current, baseline)
     out_dir = _output_dir(output, target)
     use_experiment(EXPERIMENT)
@@ -166,7 +169,7 @@ def _output_dir(output: str | Path | None, target: ExplainerTarget) -> Path:
     else:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         out = (
-            core_settings().home_dir
+            CoreSettings().home_dir
             / "drift"
             / f"{target.source.name}-{target.source.version}-{stamp}"
         )

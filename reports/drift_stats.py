@@ -98,10 +98,12 @@ def output_table(base: np.ndarray, cur: np.ndarray, features: list[str]) -> pd.D
 
 
 def drift_tables(
-    base: pd.DataFrame, cur: pd.DataFrame, outputs: list[str], kind: str, k: int = TOP_K
+    base: pd.DataFrame, cur: pd.DataFrame, outputs: list[str], fixed_features: bool,
+    k: int = TOP_K,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
-    """Per output: the feature table (sorted by the size of the move) and the NDCG."""
-    if kind == "tabular":
+    """Per output: the feature table (sorted by the size of the move) and the NDCG; rows with
+    their own words (text) are compared over their shared vocabulary."""
+    if fixed_features:
         features = [str(f) for f in base["features"].iloc[0]]
     else:
         features = vocabulary(base, cur, limit=50)

@@ -43,7 +43,7 @@ class Content:
     """Everything the page shows; built by reports.build."""
 
     title: str
-    kind: str
+    player: str  # "feature" | "word": what one attribution is for (the input rule's)
     out_dir: Path
     provenance: dict[str, Any]
     importances: dict[str, pd.Series]
@@ -96,7 +96,7 @@ def _fmt(v: Any) -> str:
 
 
 def _importance(c: Content) -> str:
-    unit = "feature" if c.kind == "tabular" else "word"
+    unit = c.player
     space = escape(space_label(c.provenance["explainer"]["output_space"]))
     parts = [
         "<section><h2>Global importance</h2>",
@@ -111,7 +111,7 @@ def _importance(c: Content) -> str:
         cols = {k: k for k in top.columns}
         parts.append(_table(top.head(TOP), cols, {"mean |SHAP|", "rank"}) + "</div>")
     parts.append("</div>" + _figs(c, "importance"))
-    if c.kind == "tabular":
+    if c.player == "feature":
         parts += [
             "<h3>Summary (beeswarm)</h3>",
             "<p>One dot per row: position is the SHAP "

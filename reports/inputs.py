@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from eaas.explain.build import read_table
-from eaas.explain.engine import ExplainerConfig
-from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.config import ExplainerConfig
+from eaas.explain.engine import Engine
+from eaas.explain.errors import BadRequest, InvalidInput, one_line
+from eaas.explain.isolate import batch_else_rows
+from eaas.explain.pyfunc import load_explainer
 from eaas.explain.schema import COLUMNS
 
 MAX_ERRORS_LISTED = 20
@@ -109,7 +111,8 @@ def _check_rows(inp: ReportInput, config: ExplainerConfig) -> ReportInput:
             f"{inp.mode}: outputs {outputs} do not match the explainer's {config.output_names}",
             field=inp.mode,
         )
-    if config.kind == "tabular" and [str(f) for f in ok["features"].iloc[0]] != config.features:
+    fixed = config.inputs.fixed_features
+    if fixed and [str(f) for f in ok["features"].iloc[0]] != config.features:
         raise InvalidInput(
             f"{inp.mode}: features do not match the explainer's {config.features}",
             field=inp.mode,
@@ -119,11 +122,11 @@ def _check_rows(inp: ReportInput, config: ExplainerConfig) -> ReportInput:
 
 def model_inputs(frame: pd.DataFrame, config: ExplainerConfig) -> pd.DataFrame:
     """The explainer's input columns; from the rows' own `features`/`data` when not kept."""
-    cols = config.features if config.kind == "tabular" else ["text"]
+    cols = config.features
     if all(c in frame.columns for c in cols):
         return frame[cols].reset_index(drop=True)
-    if config.kind == "text":  # the words, rejoined: close to the text, not byte-identical
-        return pd.DataFrame({"text": [" ".join(map(str, d)) for d in frame["data"]]})
+    if not config.inputs.fixed_features:  # words, rejoined: close to the text, not identical
+        return pd.DataFrame({cols[0]: [" ".join(map(str, d)) for d in frame["data"]]})
     rows = [
         dict(zip(map(str, f), map(float, d), strict=True))
         for f, d in zip(frame["features"], frame["data"], strict=True)
@@ -146,28 +149,28 @@ def explain_data(
         raw = read_table(p, field="data")
     except Exception as exc:
         raise InvalidInput(f"data: not readable as Parquet/CSV ({type(exc).__name__})") from None
-    cols = config.features if config.kind == "tabular" else ["text"]
+    cols = config.features
     missing = [c for c in cols if c not in raw.columns]
     if missing:
         raise InvalidInput(f"data: missing column '{missing[0]}'", field="data")
     rows = sample_rows(raw, sample, config.seed)
-    out = explain_rows(mlflow.pyfunc.load_model(explainer_uri), rows[cols])
+    out = explain_rows(load_explainer(explainer_uri), rows[cols])
     frame = pd.concat([rows, out], axis=1)
     return _check_rows(ReportInput(frame, str(p.resolve()), "data"), config)
 
 
-def explain_rows(model: mlflow.pyfunc.PyFuncModel, x: pd.DataFrame) -> pd.DataFrame:
-    """Explanation columns plus status/error: one call, or row by row to isolate bad rows."""
-    try:
-        out = model.predict(x).reset_index(drop=True)
-        return out.assign(status="ok", error=None)
-    except Exception:  # one bad row fails the batch; find which, keep the others
-        pass
-    parts = []
-    for i in range(len(x)):
-        try:
-            parts.append(model.predict(x.iloc[[i]]).assign(status="ok", error=None))
-        except Exception as exc:
-            reason = getattr(exc, "message", None) or type(exc).__name__
-            parts.append(pd.DataFrame([{"status": "error", "error": reason}]))
-    return pd.concat(parts, ignore_index=True).reindex(columns=[*COLUMNS, "status", "error"])
+def explain_rows(engine: Engine, x: pd.DataFrame) -> pd.DataFrame:
+    """Explanation columns plus status/error, one row per row: the input rule once (bad rows
+    become error rows), the good rows in one call, else one by one to isolate a failing row."""
+    x = x.reset_index(drop=True)
+    checked, ok, errors = engine.check_rows(x)
+    rows: list[dict] = [{"status": "error", "error": e} for e in errors]
+    results = batch_else_rows(
+        lambda idx: engine.explain_records(checked.take(idx)), list(range(len(ok)))
+    )
+    for i, res in zip(ok, results, strict=True):
+        if isinstance(res, BaseException):
+            rows[i] = {"status": "error", "error": one_line(res)}
+        else:
+            rows[i] = {**res, "status": "ok", "error": None}
+    return pd.DataFrame(rows, columns=[*COLUMNS, "status", "error"])

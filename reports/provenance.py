@@ -9,7 +9,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from eaas.explain.build import library_versions
-from eaas.explain.engine import ExplainerConfig
+from eaas.explain.config import ExplainerConfig
 from eaas.explain.errors import NotFound
 from eaas.explain.registry import ExplainerTarget
 from eaas.reports.inputs import ReportInput

@@ -185,3 +185,36 @@ def xgb_path_value(booster, x: np.ndarray):
         return (yes["cover"] * expect(yes, s) + no["cover"] * expect(no, s)) / node["cover"]
 
     return lambda s: sum(expect(t, s) for t in trees)
+
+
+# --- fake models for the fast tier: an Engine over a model object, no MLflow, no training -----
+
+
+class SumModel:
+    """A pyfunc-like regressor: 2a + 2b (+ c...), raising on a == 13 as a model bug would."""
+
+    def __init__(self, weights: dict[str, float] | None = None) -> None:
+        self.weights = weights or {"a": 2.0, "b": 2.0}
+        self.calls = 0
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        self.calls += 1
+        if (df["a"] == 13).any():
+            raise ValueError("model crashed on a row\ndetails on a second line")
+        return sum(w * df[f].to_numpy(dtype=float) for f, w in self.weights.items())
+
+
+def fake_engine(method: str = "permutation", model=None, background: pd.DataFrame | None = None,
+                **config):
+    """An Engine over a fake pyfunc model (in-process, milliseconds): the core's real rules,
+    methods and schema around a model that is only arithmetic."""
+    from eaas.explain.engine import Engine
+    from eaas.explain.source import SourceModel
+
+    model = model or SumModel()
+    features = list(model.weights)
+    if background is None:
+        rng = np.random.default_rng(0)
+        background = pd.DataFrame(rng.normal(size=(8, len(features))), columns=features)
+    source = SourceModel("pyfunc", model, "tabular", features, ["y"], False, background)
+    return Engine(source, method, background, {"max_evals": 64, "seed": 0, **config})

@@ -1,38 +1,23 @@
 """The worker's array path (engine arrays -> Arrow, no Python object per number) against its
-per-row path through the pyfunc: same columns, same values, and only for batches it can take."""
+per-row path (records): same columns, same values, and only for batches it can take."""
 
 from __future__ import annotations
 
 import math
 
-import mlflow.pyfunc
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from eaas.batch import worker
 from eaas.batch.arrow_out import explanation_columns
 from eaas.batch.spark_types import arrow_fields
 from eaas.batch.worker import WorkerSpec, explain_record_batch
+from eaas.explain.pyfunc import load_explainer
 from eaas.explain.schema import COLUMNS, Explanations
 from tests.batch.conftest import tabular_rows
 
 FEATURES = ("f0", "f1", "f2", "f3", "f4")
-
-
-class Counting:
-    """The loaded pyfunc, counting its predict calls; `hide_engine` forces the per-row path."""
-
-    def __init__(self, model, hide_engine: bool = False) -> None:
-        self.model, self.hide, self.calls = model, hide_engine, 0
-
-    def predict(self, df, params=None):
-        self.calls += 1
-        return self.model.predict(df, params=params)
-
-    def unwrap_python_model(self):
-        if self.hide:
-            raise AttributeError("not an eaas pyfunc")
-        return self.model.unwrap_python_model()
 
 
 def _batch(nan_row: int | None = None, inf_row: int | None = None) -> pa.RecordBatch:
@@ -46,8 +31,15 @@ def _batch(nan_row: int | None = None, inf_row: int | None = None) -> pa.RecordB
 
 @pytest.fixture(scope="module")
 def loaded(built) -> dict:
-    return {name: mlflow.pyfunc.load_model(built[name])
+    return {name: load_explainer(built[name])
             for name in ("tiny-xgb", "tiny-logistic", "tiny-mlp")}  # fmt: skip
+
+
+def _per_row(engine, batch: pa.RecordBatch, params: dict) -> list[pa.Array]:
+    """The worker's per-row path on the same batch (what a batch with a bad row takes)."""
+    checked, ok, errors = engine.check_rows(batch.select(list(FEATURES)).to_pandas(), params)
+    fields = arrow_fields(engine.inputs.data_type)[: len(COLUMNS)]
+    return worker._by_rows(engine, checked, ok, errors, fields)
 
 
 @pytest.mark.parametrize(
@@ -55,15 +47,15 @@ def loaded(built) -> dict:
     [("tiny-xgb", {}), ("tiny-logistic", {}), ("tiny-mlp", {"max_evals": 40, "seed": 7})],
 )
 def test_array_path_equals_the_per_row_path(loaded, name, params):
-    spec = WorkerSpec("models:/x/1", "", "", "tabular", FEATURES, ("id",), params)
+    spec = WorkerSpec("models:/x/1", "", "", FEATURES, ("id",), params)
     nan_row = 4 if name == "tiny-xgb" else None  # xgboost routes missing values
     batch = _batch(nan_row=nan_row)
-    fast, slow = Counting(loaded[name]), Counting(loaded[name], hide_engine=True)
-    got, want = explain_record_batch(batch, spec, fast), explain_record_batch(batch, spec, slow)
-    assert fast.calls == 0 and slow.calls == 1  # the array path really ran, and in one call
-    assert got.schema == want.schema
-    for c in got.schema.names:  # NaN != NaN for `equals`: compare the flattened numbers
-        a, b = got.column(c), want.column(c)
+    engine = loaded[name]
+    got = explain_record_batch(batch, spec, engine)
+    want = _per_row(engine, batch, params)
+    for n, c in enumerate(COLUMNS):  # NaN != NaN for `equals`: compare the flattened numbers
+        a, b = got.column(c), want[n]
+        assert a.type == b.type, c
         while pa.types.is_list(a.type):
             a, b = a.flatten(), b.flatten()
         if pa.types.is_floating(a.type):
@@ -75,12 +67,17 @@ def test_array_path_equals_the_per_row_path(loaded, name, params):
         assert math.isnan(got.column("data")[nan_row][2].as_py())
 
 
-def test_a_batch_with_a_bad_row_takes_the_per_row_path(loaded):
-    spec = WorkerSpec("models:/x/1", "", "", "tabular", FEATURES, ("id",))
-    model = Counting(loaded["tiny-xgb"])
-    clean = explain_record_batch(_batch(), spec, model)
-    out = explain_record_batch(_batch(inf_row=2), spec, model)
-    assert model.calls == 1  # the clean batch used none; the bad one went through predict
+def test_a_batch_with_a_bad_row_takes_the_per_row_path(loaded, monkeypatch):
+    spec = WorkerSpec("models:/x/1", "", "", FEATURES, ("id",))
+    engine = loaded["tiny-xgb"]
+    paths: list[str] = []
+    for name in ("_whole", "_by_rows"):
+        real = getattr(worker, name)
+        monkeypatch.setattr(worker, name,
+                            lambda *a, real=real, name=name: paths.append(name) or real(*a))
+    clean = explain_record_batch(_batch(), spec, engine)
+    out = explain_record_batch(_batch(inf_row=2), spec, engine)
+    assert paths == ["_whole", "_by_rows"]  # the clean batch in one array call, not the other
     assert out.column("status").to_pylist() == ["ok", "ok", "error"] + ["ok"] * 9
     assert out.column("error")[2].as_py() == "f1: infinite value"
     keep = [i for i in range(12) if i != 2]
@@ -97,4 +94,4 @@ def test_rows_of_different_shapes_are_left_to_the_per_row_path():
         features=[["a", "b", "c"], ["a", "b", "c", "d"]],
         data=[["a", "b", "c"], ["a", "b", "c", "d"]],
     )
-    assert explanation_columns(ragged, arrow_fields("text")[: len(COLUMNS)]) is None
+    assert explanation_columns(ragged, arrow_fields("string")[: len(COLUMNS)]) is None

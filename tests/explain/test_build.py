@@ -101,7 +101,7 @@ def test_cli_bad_inputs_fail_with_one_clear_line(models):
         ("--model", "models:/no-such-model/1"): "not registered",
         ("--model", "runs:/abc/model"): "models:/NAME/VERSION",
         ("--model", "models:/tiny-mlp/1", "--method", "tree"): "tree ensemble",
-        ("--model", "models:/tiny-bert/1", "--method", "permutation"): "text classifier",
+        ("--model", "models:/tiny-bert/1", "--method", "permutation"): "apply to a text model",
         ("--model", "models:/tiny-xgb/1", "--method", "text"): "does not apply",
         ("--model", "models:/tiny-mlp-nobg/1"): "needs background",
         ("--model", "models:/tiny-mlp/1", "--background", "/nonexistent.csv"): "no such file",
@@ -131,7 +131,7 @@ def test_background_file_is_used(models, tmp_path):
     res = build_explainer(
         "models:/tiny-mlp-nobg/1", background=str(path), background_size=12, max_evals=32
     )
-    assert res.method == "permutation" and len(res.engine.impl.background) == 12
+    assert res.method == "permutation" and len(res.engine.method.background) == 12
     assert res.engine.config.background_rows == 12
 
 

@@ -44,7 +44,7 @@ def test_tree_prediction_is_the_models_log_odds_and_additive(models, built):
 
 def test_linear_equals_brute_force_interventional_shapley(models, built):
     m = _load(built["tiny-logistic"])
-    bg = m.unwrap_python_model().engine.impl.background.to_numpy()
+    bg = m.unwrap_python_model().engine.method.background.to_numpy()
     x = _rows(models)
     out = m.predict(x)
     for i in range(len(x)):
@@ -66,7 +66,7 @@ def test_kernel_with_every_coalition_equals_brute_force(models):
         max_evals=2**5,
         name="tiny-mlp-kernel",
     )
-    bg = res.engine.impl.background.to_numpy()
+    bg = res.engine.method.background.to_numpy()
     x = _rows(models, 2)
     out = res.engine.explain(x)
     for i in range(len(x)):

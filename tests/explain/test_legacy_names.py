@@ -6,6 +6,7 @@ regression on three columns, method linear), kept as it was written.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def test_the_alias_is_the_same_module_and_warns():
 def test_generic_names_are_not_installed():
     names = "('api', 'batch', 'reports')"
     code = f"import importlib.util as u; print([u.find_spec(n) is None for n in {names}])"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as installed, not a checkout
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
-                         timeout=60, check=True).stdout.strip()
+                         timeout=60, check=True, env=env).stdout.strip()
     assert out == "[True, True, True]"

@@ -33,7 +33,7 @@ def _engine(model, x: pd.DataFrame, method: str, bg_rows: int = 20, seed: int = 
 
 
 def _values(engine, rows: pd.DataFrame, **params) -> list:
-    return [r["values"] for r in engine.explain_records(rows, params)]
+    return [r["values"] for r in engine.explain_records(engine.check(rows, params))]
 
 
 def test_parallel_engines_equal_their_sequential_results_bit_for_bit(mlp):
@@ -72,7 +72,7 @@ def test_same_seed_same_numbers_whatever_the_batch(mlp, method):
     a, b = _values(e, rows, seed=3), _values(e, rows, seed=3)
     assert a == b
     assert _values(e, rows.iloc[[2]], seed=3)[0] == a[2]
-    out = e.explain_records(rows, {"seed": 3})
+    out = e.explain_records(e.check(rows, {"seed": 3}))
     assert max(r["additivity_error"] for r in out) < 1e-9
     if method != "partition":  # partition draws nothing
         assert _values(e, rows, seed=4) != a
@@ -84,7 +84,7 @@ def test_seed_outside_numpys_range_is_a_422_naming_the_field(mlp, seed):
 
     model, x = mlp
     with pytest.raises(InvalidInput, match="seed") as exc:
-        _engine(model, x, "permutation").explain_records(x.iloc[:1], {"seed": seed})
+        _engine(model, x, "permutation").check(x.iloc[:1], {"seed": seed})
     assert exc.value.status == 422 and exc.value.field == "parameters.seed"
 
 
@@ -106,16 +106,16 @@ def test_default_budget_ranks_like_a_5000_evaluation_reference(mlp, method):
 def test_partition_equals_shaps_partition_explainer(mlp):
     import shap
 
-    from eaas.explain import tabular
+    from eaas.explain.tabular.partition import partition_batch
 
     model, x = mlp
     e = _engine(model, x, "partition")
-    impl = e.impl
+    impl = e.method
     masker = shap.maskers.Partition(impl.bg, max_samples=len(impl.bg), clustering="correlation")
     ex = shap.PartitionExplainer(impl.fn, masker)
     rows = x.iloc[30:33]
     ours = np.array(_values(e, rows))
-    batch = tabular.partition_batch(len(impl.bg))
+    batch = partition_batch(len(impl.bg))
     theirs = ex(rows.to_numpy(), max_evals=500, batch_size=batch, silent=True)
     assert np.abs(ours - np.transpose(theirs.values, (0, 2, 1))).max() < 1e-9
 
@@ -123,10 +123,10 @@ def test_partition_equals_shaps_partition_explainer(mlp):
 def test_partition_recursion_equals_shaps_at_its_default_batch(mlp):
     import shap
 
-    from eaas.explain.sampled import partition_shap
+    from eaas.explain.tabular.estimators import partition_shap
 
     model, x = mlp
-    impl = _engine(model, x, "partition").impl
+    impl = _engine(model, x, "partition").method
     masker = shap.maskers.Partition(impl.bg, max_samples=len(impl.bg), clustering="correlation")
     ex = shap.PartitionExplainer(impl.fn, masker)
     row = x.iloc[40].to_numpy()

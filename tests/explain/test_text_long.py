@@ -9,9 +9,10 @@ import torch
 
 from eaas.explain.errors import BadRequest, Stopped
 from eaas.explain.source import SourceModel
-from eaas.explain.text import IntegratedGradientsMethod, TextPartitionMethod
-from eaas.explain.text_forward import resolve_device
-from eaas.explain.text_windows import make_layout, model_limit, word_spans
+from eaas.explain.text.forward import resolve_device
+from eaas.explain.text.ig import IntegratedGradientsMethod
+from eaas.explain.text.partition import TextPartitionMethod
+from eaas.explain.text.windows import make_layout, model_limit, word_spans
 from eaas.explain.validation import Params
 from tests import fixtures as fx
 

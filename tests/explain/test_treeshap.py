@@ -9,8 +9,8 @@ from math import factorial
 import numpy as np
 import pytest
 
-from eaas.explain import treeshap
-from eaas.explain.treeshap import FastTreeShap
+from eaas.explain.tabular import treeshap
+from eaas.explain.tabular.treeshap import FastTreeShap
 
 NF = 6
 

@@ -43,8 +43,8 @@ def test_words_are_case_folded_counted_and_stopwords_not_ranked():
 
 def test_two_class_text_shows_one_output_with_signed_labels():
     names = ["negative", "positive"]
-    assert shown_outputs(names, "text", WordOptions()) == ["positive"]
-    assert shown_outputs(names, "text", WordOptions(all_outputs=True)) == names
-    assert shown_outputs(names, "tabular", WordOptions()) == names
+    assert shown_outputs(names, True, WordOptions()) == ["positive"]
+    assert shown_outputs(names, True, WordOptions(all_outputs=True)) == names
+    assert shown_outputs(names, False, WordOptions()) == names
     assert push_labels(names, "positive") == ("pushes toward positive", "pushes toward negative")
     assert push_labels(["a", "b", "c"], "b") == ("pushes toward b", "pushes away from b")

@@ -19,11 +19,12 @@ import torch
 from transformers_interpret import SequenceClassificationExplainer
 
 from eaas.explain.errors import Stop, Stopped
+from eaas.explain.method import Capabilities, Method
 from eaas.explain.schema import Explanations
-from eaas.explain.settings import core_settings
 from eaas.explain.source import SourceModel
-from eaas.explain.text_forward import TextForward, check_text_model, resolve_device
-from eaas.explain.text_windows import Layout, make_layout
+from eaas.explain.text.budget import text_cost
+from eaas.explain.text.forward import TextForward, check_text_model, resolve_device
+from eaas.explain.text.windows import Layout, make_layout
 from eaas.explain.validation import Params
 
 INTERNAL_BATCH = 32  # interpolation steps per forward/backward batch
@@ -51,17 +52,22 @@ class _Interpreter(SequenceClassificationExplainer):
         return super()._forward(input_ids, token_type_ids, position_ids, attention_mask)
 
 
-class IntegratedGradientsMethod:
+class IntegratedGradientsMethod(Method):
     name = "integrated-gradients"
-    exact = False
-    output_space = "probability"
-    reentrant = True
+    capabilities = Capabilities(inputs="text", exact=False, reentrant=True)
 
     def __init__(self, source: SourceModel, background: Any = None) -> None:
         check_text_model(source, "integrated-gradients")
-        self.source = source
-        device = resolve_device(core_settings().device)
+        super().__init__(source, None)
+        device = resolve_device(source.settings.device)
         self.fn = TextForward(source.model, source.components["tokenizer"], device)
+
+    @property
+    def output_space(self) -> str:
+        return "probability"
+
+    def cost(self, data: Any, params: Params) -> int:
+        return text_cost(data, lambda n: max(2, int(params.max_evals)))
 
     def explain(self, texts: list[str], params: Params, stop: Stop | None = None) -> Explanations:
         k = self.fn.n_classes

@@ -15,17 +15,14 @@ from typing import Any
 import numpy as np
 import shap
 
-from eaas.explain.errors import Stop, UnsupportedModel
+from eaas.explain.errors import Stop
+from eaas.explain.method import Capabilities, Method
 from eaas.explain.schema import Explanations
-from eaas.explain.settings import core_settings
 from eaas.explain.source import SourceModel
-from eaas.explain.text_budget import partition_evals
-from eaas.explain.text_forward import TextForward, check_text_model, resolve_device
-from eaas.explain.text_ig import IntegratedGradientsMethod
-from eaas.explain.text_windows import Layout, WordTokenizer, make_layout, word_spans
+from eaas.explain.text.budget import partition_evals, text_cost
+from eaas.explain.text.forward import TextForward, check_text_model, resolve_device
+from eaas.explain.text.windows import Layout, make_layout, word_spans
 from eaas.explain.validation import Params
-
-__all__ = ["IntegratedGradientsMethod", "TextPartitionMethod", "WordTokenizer", "make_text"]
 
 
 class _LayoutWords:
@@ -51,13 +48,11 @@ class _MaskMasker(shap.maskers.Text):
         return (np.asarray(mask, dtype=bool).reshape(1, -1).copy(),)
 
 
-class TextPartitionMethod:
+class TextPartitionMethod(Method):
     """shap's Partition explainer over words; deterministic; re-entrant (state lives per call)."""
 
     name = "text"
-    exact = False
-    output_space = "probability"
-    reentrant = True
+    capabilities = Capabilities(inputs="text", exact=False, reentrant=True)
     # shap's Partition with both contexts expands four children per node and needs thousands of
     # evaluations; one context (the rest masked) converges at 2 per word, and masked runs then
     # collapse to one mask token, so most evaluations are short texts (docs/text.md)
@@ -65,10 +60,17 @@ class TextPartitionMethod:
 
     def __init__(self, source: SourceModel, background: Any = None) -> None:
         check_text_model(source, "text")
-        self.source = source
-        device = resolve_device(core_settings().device)
+        super().__init__(source, None)
+        device = resolve_device(source.settings.device)
         self.fn = TextForward(source.model, source.components["tokenizer"], device)
         self.fn.collapse = True
+
+    @property
+    def output_space(self) -> str:
+        return "probability"
+
+    def cost(self, data: Any, params: Params) -> int:
+        return text_cost(data, lambda n: partition_evals(params.max_evals, n))
 
     def explain(self, texts: list[str], params: Params, stop: Stop | None = None) -> Explanations:
         k = self.fn.n_classes
@@ -113,13 +115,3 @@ class TextPartitionMethod:
         if binary:
             return np.array([1.0 - float(b), float(b)]), np.stack([-v, v])
         return b, v.T
-
-
-def make_text(method: str, source: SourceModel):
-    if method == "text":
-        return TextPartitionMethod(source)
-    if method == "integrated-gradients":
-        return IntegratedGradientsMethod(source)
-    raise UnsupportedModel(
-        f"method '{method}' does not apply to a text classifier (use text or integrated-gradients)"
-    )

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from eaas.explain import treeshap_kernels as K
+from eaas.explain.tabular import treeshap_kernels as K
 
 # Per-leaf tables hold 2^d doubles; beyond this many in total (or d > MAX_TABLE_DEPTH) leaves
 # use the O(d^2) run-time formula instead. 24M doubles = 192 MB at most per model.

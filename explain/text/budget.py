@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 def partition_evals(max_evals: int, n_words: int) -> int:
     """Evaluations for shap's Partition explainer (one fixed context) on `n_words` players.
@@ -14,14 +16,13 @@ def partition_evals(max_evals: int, n_words: int) -> int:
     return max(int(max_evals), 2 * n_words + 2)
 
 
-def request_cost(method: str, texts: list[str], max_evals: int) -> int:
+def text_cost(texts: list[str], evals: Callable[[int], int]) -> int:
     """Estimated work of explaining `texts`: words x evaluations, summed over the texts (the
-    cost of one evaluation grows with the words it holds)."""
-    from eaas.explain.text_windows import word_spans
+    cost of one evaluation grows with the words it holds); `evals(n)` for an n-word text."""
+    from eaas.explain.text.windows import word_spans
 
     total = 0
     for t in texts:
         n = len(word_spans(t))
-        evals = partition_evals(max_evals, n) if method == "text" else max(2, int(max_evals))
-        total += n * evals
+        total += n * evals(n)
     return total

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from eaas.explain.errors import Stop, Stopped
-from eaas.explain.text_windows import Layout, model_limit
+from eaas.explain.text.windows import Layout, model_limit
 
 
 def check_text_model(source: Any, method: str) -> None:

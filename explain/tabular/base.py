@@ -1,0 +1,69 @@
+"""The tabular family's common frame: checked float rows in, `Explanations` out.
+
+Every tabular method returns the model's own prediction in its output space next to the
+attributions, so additivity is measured against the real model, not against shap's own sums.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eaas.explain.errors import Stop
+from eaas.explain.method import Method
+from eaas.explain.schema import Explanations
+from eaas.explain.validation import Params
+
+
+def _as_outputs(values: np.ndarray, base: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """shap's (n, f) or (n, f, k) values and (n,) or (n, k) bases -> (n, k, f) and (n, k)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 2:
+        values = values[:, None, :]
+    else:
+        values = np.transpose(values, (0, 2, 1))
+    base = np.asarray(base, dtype=float).reshape(n, -1)
+    if base.shape[1] == 1 and values.shape[1] > 1:
+        base = np.repeat(base, values.shape[1], axis=1)
+    return values, base
+
+
+def _binary_margin(values: np.ndarray, base: np.ndarray, margin: np.ndarray, n_classes: int):
+    """A binary margin (log-odds of class 1) as two outputs: class 0's log-odds is its negative."""
+    if n_classes == 2 and values.shape[1] == 1:
+        return (
+            np.concatenate([-values, values], axis=1),
+            np.concatenate([-base, base], axis=1),
+            np.concatenate([-margin, margin], axis=1),
+        )
+    return values, base, margin
+
+
+class TabularMethod(Method):
+    """Common frame: the checked (n, features) float array -> Explanations."""
+
+    def explain(self, data: Any, params: Params, stop: Stop | None = None) -> Explanations:
+        rows = np.asarray(data, dtype=float)
+        x = pd.DataFrame(rows, columns=self.source.feature_names)
+        values, base, pred = self._compute(x, params.max_evals, params.seed)
+        n = len(x)
+        names = self.source.output_names
+        if len(names) != values.shape[1]:  # e.g. a pyfunc without named outputs
+            names = [f"output_{i}" for i in range(values.shape[1])]
+        return Explanations(
+            output_names=names,
+            prediction=pred,
+            base_values=base,
+            values=np.asarray(values, dtype=float),
+            features=[list(self.source.feature_names)] * n,
+            data=rows,
+        )
+
+    @abstractmethod
+    def _compute(
+        self, x: pd.DataFrame, max_evals: int, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values (n, k, f), base (n, k), prediction (n, k)) in the method's output space."""
