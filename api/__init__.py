@@ -1,1 +1,1 @@
-"""api adapter (see its issue)."""
+"""The REST adapter (FastAPI): `app.py` composes it; docs/architecture.md lists its modules."""

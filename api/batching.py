@@ -1,9 +1,11 @@
-"""Explanation execution: LRU cache, micro-batching and a bounded thread pool.
+"""The executor: LRU cache, micro-batching and a bounded thread pool.
 
-Work never runs on the event loop. Concurrent requests for the same explainer and parameters
-are coalesced into one engine call: an idle explainer takes a request at once (after an optional
-`batch_window_ms` wait for company); while its batch runs, arrivals join the next one (up to
-`max_batch` instances), so batches grow with load and add no latency when there is none.
+It takes instances the data plane checked (`Checked`) and never judges them again. Work never
+runs on the event loop (except a few rows of an exact method when nothing waits). Concurrent
+requests for the same explainer and parameters are coalesced into one engine call: an idle
+explainer takes a request at once (after an optional `batch_window_ms` wait for company); while
+its batch runs, arrivals join the next one (up to `max_batch` instances), so batches grow with
+load and add no latency when there is none.
 """
 
 from __future__ import annotations
@@ -18,25 +20,23 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
-from eaas.api.errors import PayloadTooLarge, Unavailable
+from eaas.api.errors import Unavailable
 from eaas.api.metrics import Metrics
+from eaas.api.render import null_missing
+from eaas.api.repository import Loaded
 from eaas.api.settings import ServeSettings
-from eaas.api.store import Loaded
+from eaas.explain.engine import Checked
 from eaas.explain.errors import Stopped
-from eaas.explain.text_budget import request_cost
 from eaas.explain.validation import Params
 
 log = logging.getLogger("eaas.api")
-Item = tuple[list[Any], asyncio.Future]
+Item = tuple[Checked, asyncio.Future]
 
 
 def _digest(instance: Any) -> bytes:
-    """Cache key of one validated instance: a float64 row (tabular) or a text."""
+    """Cache key of one checked instance: a float64 row or a text, as the engine's rule made it."""
     raw = instance.tobytes() if isinstance(instance, np.ndarray) else str(instance).encode()
     return hashlib.blake2b(raw, digest_size=16).digest()
-
-
-CHUNK = 4  # tabular instances between two checks for abandoned work (text: one, and within)
 
 
 class Abandoned(Exception):
@@ -44,52 +44,43 @@ class Abandoned(Exception):
 
 
 def run_engine(
-    loaded: Loaded,
-    instances: list[Any],
-    params: Params,
-    abandoned: Callable[[], bool] = lambda: False,
+    loaded: Loaded, checked: Checked, abandoned: Callable[[], bool] = lambda: False
 ) -> list[dict]:
-    """The engine call the pyfunc's predict makes, on instances the route already validated
-    with the same core rule (float64 rows in feature order, or texts); one dict per instance.
+    """The engine call the pyfunc's predict makes, on instances already checked by the same
+    rule; one dict per instance.
 
-    Runs in chunks so that timed-out work stops within a chunk instead of holding a thread;
-    text explanations also poll `abandoned` before every model forward batch. Results do not
-    depend on chunking (rows are explained independently of their batch).
+    Runs in chunks of the input rule's size (`engine.inputs.chunk`) so that timed-out work stops
+    within a chunk instead of holding a thread; long methods also poll `abandoned` within (text:
+    before every model forward batch). Results do not depend on chunking (instances are
+    explained independently of their batch).
     """
     engine = loaded.engine
-    text = engine.config.kind == "text"
-    data: Any = list(instances) if text else np.vstack(instances)
-    chunk = 1 if text else CHUNK  # a text polls `abandoned` within, before each forward batch
+    chunk = engine.inputs.chunk
     records: list[dict] = []
-    for start in range(0, len(data), chunk):
+    for start in range(0, len(checked), chunk):
         if abandoned():
             raise Abandoned()
         try:
-            records += engine.explain_valid(
-                data[start : start + chunk], params, stop=abandoned, offset=start
+            records += engine.explain_records(
+                checked.part(start, start + chunk), stop=abandoned, offset=start
             )
         except Stopped:
             raise Abandoned() from None
-    if not text:  # JSON has no NaN: a missing input value goes back as null
-        for r in records:
-            r["data"] = [None if v != v else v for v in r["data"]]
-    return records
+    return [null_missing(r) for r in records]
 
 
 class Batcher:
     """Coalesces submissions for one (explainer version, parameters) pair."""
 
-    def __init__(self, owner: Executor, loaded: Loaded, params: dict[str, Any]) -> None:
+    def __init__(self, owner: Executor, loaded: Loaded, params: Params) -> None:
         self.owner, self.loaded, self.params = owner, loaded, params
         self.items: list[Item] = []
         self.draining = False
-        self.slot = owner.engine_slot(
-            loaded.key, getattr(loaded.engine.impl, "reentrant", False)
-        )
+        self.slot = owner.engine_slot(loaded.key, loaded.engine.reentrant)
 
-    async def submit(self, instances: list[Any]) -> list[dict]:
+    async def submit(self, checked: Checked) -> list[dict]:
         fut = asyncio.get_running_loop().create_future()
-        self.items.append((instances, fut))
+        self.items.append((checked, fut))
         if not self.draining:
             self.draining = True
             asyncio.create_task(self._drain())
@@ -122,18 +113,22 @@ class Batcher:
         finally:
             self.draining = False
 
+    def _merge(self, batch: list[Item]) -> Checked:
+        """The batch's instances as one checked call (same parameters: same batcher)."""
+        items = [x for checked, _ in batch for x in checked.data]
+        return Checked(self.loaded.engine.inputs.stack(items), self.params)
+
     async def _run(self, batch: list[Item]) -> None:
-        rows = [x for instances, _ in batch for x in instances]
         try:
             futures = [fut for _, fut in batch]
             try:
                 results = await self.owner.call(
-                    self.loaded, rows, self.params, lambda: all(f.done() for f in futures)
+                    self.loaded, self._merge(batch), lambda: all(f.done() for f in futures)
                 )
                 parts, start = [], 0
-                for instances, _ in batch:
-                    parts.append(results[start : start + len(instances)])
-                    start += len(instances)
+                for checked, _ in batch:
+                    parts.append(results[start : start + len(checked)])
+                    start += len(checked)
             except Abandoned:
                 self.owner.metrics.abandoned.inc()
                 parts = [Abandoned()] * len(batch)
@@ -142,8 +137,8 @@ class Batcher:
                 parts = await self._one_by_one(batch)
         finally:
             self.slot.release()
-        for (instances, fut), part in zip(batch, parts, strict=True):
-            self.owner.release(len(instances))
+        for (checked, fut), part in zip(batch, parts, strict=True):
+            self.owner.release(len(checked))
             if fut.done():
                 continue
             if isinstance(part, Exception):
@@ -153,9 +148,9 @@ class Batcher:
 
     async def _one_by_one(self, batch: list[Item]) -> list[Any]:
         out: list[Any] = []
-        for instances, _ in batch:
+        for checked, _ in batch:
             try:
-                out.append(await self.owner.call(self.loaded, instances, self.params))
+                out.append(await self.owner.call(self.loaded, checked))
             except Exception as exc:
                 out.append(exc)
         return out
@@ -175,11 +170,11 @@ class Executor:
         self.pending = 0
 
     async def call(
-        self, loaded: Loaded, rows: list[Any], params: dict, abandoned=lambda: False
+        self, loaded: Loaded, checked: Checked, abandoned: Callable[[], bool] = lambda: False
     ) -> list[dict]:
-        self.metrics.batch_size.labels(loaded.model["name"]).observe(len(rows))
+        self.metrics.batch_size.labels(loaded.model["name"]).observe(len(checked))
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, run_engine, loaded, rows, params, abandoned)
+        return await loop.run_in_executor(self.pool, run_engine, loaded, checked, abandoned)
 
     def engine_slot(self, key: str, reentrant: bool = False) -> asyncio.Semaphore:
         """One running batch per explainer, or one per executor thread for a re-entrant (text)
@@ -188,43 +183,30 @@ class Executor:
         n = self.settings.executor_threads if reentrant else 1
         return self.slots.setdefault(key, asyncio.Semaphore(n))
 
-    def check_cost(self, loaded: Loaded, instances: list[Any], params: Params) -> None:
-        """Refuse (413) a text request whose words x evaluations could never finish in the
-        time budget, before any work starts."""
-        limit, cfg = self.settings.max_request_cost, loaded.engine.config
-        if not limit or cfg.kind != "text":
-            return
-        cost = request_cost(cfg.method, [str(x) for x in instances], params.max_evals)
-        if cost > limit:
-            raise PayloadTooLarge(
-                f"instances: estimated cost {cost} (words x evaluations) is over the limit "
-                f"max_request_cost={limit} (EAAS_MAX_REQUEST_COST)"
-            )
-
     def release(self, n: int) -> None:
         self.pending -= n
         self.metrics.queue.set(self.pending)
 
-    async def explain(self, loaded: Loaded, instances: list[Any], params: Params) -> list[dict]:
-        self.check_cost(loaded, instances, params)
-        pkey = repr(params)  # Params: a frozen dataclass of validated values
-        keys = [(loaded.key, pkey, _digest(x)) for x in instances]
+    async def explain(self, loaded: Loaded, checked: Checked) -> list[dict]:
+        """One dict per checked instance, in order: from the cache, inline, or batched."""
+        pkey = repr(checked.params)  # Params: a frozen dataclass of checked values
+        keys = [(loaded.key, pkey, _digest(x)) for x in checked.data]
         out: list[dict | None] = [
             self.cache.get(k) if self.cache is not None else None for k in keys
         ]
         todo = [i for i, r in enumerate(out) if r is None]
-        self.metrics.cache.labels("hit").inc(len(instances) - len(todo))
+        self.metrics.cache.labels("hit").inc(len(checked) - len(todo))
         self.metrics.cache.labels("miss").inc(len(todo))
         if todo:
             if self.pending + len(todo) > self.settings.max_queue:
                 raise Unavailable("server busy: explanation queue is full", retry_after=1)
+            rest = checked if len(todo) == len(checked) else checked.take(todo)
             if self._inline(loaded, len(todo)):
-                fresh = self._run_inline(loaded, [instances[i] for i in todo], params)
+                fresh = self._run_inline(loaded, rest)
             else:
                 self.pending += len(todo)
                 self.metrics.queue.set(self.pending)
-                batcher = self._batcher(loaded, pkey, params)
-                fresh = await batcher.submit([instances[i] for i in todo])
+                fresh = await self._batcher(loaded, checked.params).submit(rest)
             for i, r in zip(todo, fresh, strict=True):
                 out[i] = r
                 if self.cache is not None:
@@ -238,17 +220,17 @@ class Executor:
         return (
             self.pending == 0
             and n <= self.settings.inline_exact_rows
-            and loaded.engine.config.method in ("tree", "linear")
+            and loaded.engine.exact
         )
 
-    def _run_inline(self, loaded: Loaded, rows: list[Any], params: Params) -> list[dict]:
-        self.metrics.batch_size.labels(loaded.model["name"]).observe(len(rows))
-        return run_engine(loaded, rows, params)
+    def _run_inline(self, loaded: Loaded, checked: Checked) -> list[dict]:
+        self.metrics.batch_size.labels(loaded.model["name"]).observe(len(checked))
+        return run_engine(loaded, checked)
 
-    def _batcher(self, loaded: Loaded, pkey: str, params: Params) -> Batcher:
+    def _batcher(self, loaded: Loaded, params: Params) -> Batcher:
         """One batcher per (explainer, parameters), at most `max_batchers` of them: the least
         recently used idle ones go (a busy one is kept: it holds waiting requests)."""
-        key = (loaded.key, pkey)
+        key = (loaded.key, repr(params))
         batcher = self.batchers.pop(key, None) or Batcher(self, loaded, params)
         self.batchers[key] = batcher  # dicts keep insertion order: last = most recent
         while len(self.batchers) > self.settings.max_batchers:

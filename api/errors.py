@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eaas.explain.errors import BadRequest, EaasError, InvalidInput
+from eaas.explain.errors import BadRequest, EaasError, InvalidInput, TooLarge
 
 log = logging.getLogger("eaas.api")
 
@@ -23,9 +23,7 @@ class Unauthorized(EaasError):
     code = "unauthorized"
 
 
-class PayloadTooLarge(EaasError):
-    status = 413
-    code = "payload_too_large"
+PayloadTooLarge = TooLarge  # the core's 413, under the name the service has always used
 
 
 class Unavailable(EaasError):

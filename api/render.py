@@ -1,4 +1,5 @@
-"""Response shaping: top-k truncation and the PNG bar chart of one explanation."""
+"""Response shaping: JSON-safe records, top-k truncation and the PNG bar chart of one
+explanation."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eaas.api.store import Loaded
 from eaas.explain import plots
+
+
+def null_missing(record: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a missing input value in `data` goes back as null (in place)."""
+    record["data"] = [None if v != v else v for v in record["data"]]  # a string is never NaN
+    return record
 
 
 def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:
@@ -33,11 +39,15 @@ def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:
     }
 
 
-def explanation_png(exp: dict[str, Any], loaded: Loaded) -> bytes:
-    """Bar chart for the output with the highest prediction (the predicted class)."""
-    o = int(np.argmax(exp["prediction"]))
-    m = loaded.model
-    fig = plots.instance_bar(pd.Series(exp), output=o, title=f"{m['name']} v{m['version']}")
+def shown_output(exp: dict[str, Any]) -> int:
+    """The output a chart shows: the highest prediction (the predicted class)."""
+    return int(np.argmax(exp["prediction"]))
+
+
+def explanation_png(exp: dict[str, Any], model: dict[str, str]) -> bytes:
+    """Bar chart of one explanation for `shown_output`, titled with the model version."""
+    title = f"{model['name']} v{model['version']}"
+    fig = plots.instance_bar(pd.Series(exp), output=shown_output(exp), title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plots.close(fig)

@@ -120,3 +120,9 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# the statuses every /v1 route may answer with the error shape (OpenAPI)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 422, 503, 504)
+}

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from eaas.explain.settings import CoreSettings
+from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS, CoreSettings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -31,7 +31,9 @@ class ServeSettings(CoreSettings):
     )
     max_body_bytes: int = Field(default=1 << 20, description="Largest request body (413 above).")
     max_instances: int = Field(default=256, description="Most instances per request (413 above).")
-    max_text_chars: int = Field(default=5000, description="Longest text instance (413 above).")
+    max_text_chars: int = Field(
+        default=DEFAULT_MAX_TEXT_CHARS, description="Longest text instance (413 above)."
+    )
     max_evals_limit: int = Field(default=20000, description="Largest max_evals a request may ask.")
     max_request_cost: int = Field(
         default=2_000_000,

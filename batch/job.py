@@ -1,15 +1,14 @@
 """The batch job: read a dataset, explain every row, write typed Parquet, check, commit.
 
-Run it as `eaas batch ...`, as `python -m eaas.batch.command ...`, or hand this file to
-spark-submit (both take the options declared once in `command.py`):
+Run it as `eaas batch ...`, as `python -m eaas.batch.command ...`, or hand `command.py` to
+spark-submit (all take the options declared once there):
 `spark-submit --master spark://HOST:7077 \
-"$(python -c 'import eaas.batch.job as j; print(j.__file__)')" \
+"$(python -c 'import eaas.batch.command as c; print(c.__file__)')" \
 --model NAME@champion --input ... --output ...` (the master then comes from spark-submit).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -189,9 +188,3 @@ def split_cols(value: str | None) -> list[str] | None:
     if not cols:
         raise BadRequest("id-cols: give at least one column name", field="id_cols")
     return cols
-
-
-if __name__ == "__main__":  # spark-submit hands this file; the command line lives in command.py
-    from eaas.batch.command import main
-
-    sys.exit(main())

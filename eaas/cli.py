@@ -19,8 +19,9 @@ app.add_typer(explanations_app, name="explanations")
 
 def _fail(exc: Exception) -> NoReturn:
     """One line, no stack trace: expected errors carry their own message."""
-    msg = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
-    typer.echo(f"error: {msg}", err=True)
+    from eaas.explain.errors import one_line
+
+    typer.echo(f"error: {one_line(exc)}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -102,56 +103,18 @@ def _serve(**flags: object) -> None:
     _run(lambda: serve(ServeSettings(**overrides)))
 
 
-@app.command()
-def batch(
-    model: str = typer.Option(..., help="NAME, NAME@ALIAS or NAME/VERSION (model or explainer)"),
-    input_path: str = typer.Option(..., "--input", help="Parquet or CSV file or folder"),
-    output: str = typer.Option(..., help="Parquet folder (replaced on success)"),
-    id_cols: str = typer.Option(None, help="Comma-separated columns to keep (default: all)"),
-    master: str = typer.Option(None, help="Spark master URL (default: local[*])"),
-    fmt: str = typer.Option(None, "--format", help="parquet|csv (default: from the extension)"),
-    max_evals: int = typer.Option(None, help="Evaluation budget of sampled methods"),
-    seed: int = typer.Option(None, help="Seed of sampled methods"),
-    partitions: int = typer.Option(None, help="Spark partitions (default: one per core)"),
-    max_text_chars: int = typer.Option(5000, help="Longer texts become error rows"),
-    conf: list[str] = typer.Option(  # noqa: B008 - typer's list option
-        None, help="Extra Spark setting KEY=VALUE (repeatable)"
-    ),
-    long_text: str = typer.Option(
-        None, help="Text models: truncate or window (default: the explainer's)"
-    ),
-) -> None:
-    """Explain every row of a dataset on Spark; writes typed Parquet with status/error per row."""
-    from eaas.batch.job import JobSpec, parse_conf, run_job, split_cols
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def batch(ctx: typer.Context) -> None:
+    """Explain every row of a dataset on Spark; writes typed Parquet with status/error per row.
 
-    def go():
-        job = JobSpec(
-            model,
-            input_path,
-            output,
-            split_cols(id_cols),
-            master,
-            fmt,
-            max_evals,
-            seed,
-            partitions,
-            max_text_chars,
-            parse_conf(conf),
-            long_text,
-        )
-        from py4j.protocol import Py4JError
-        from pyspark.errors import PySparkException
+    Options: eaas batch --help (declared once, in eaas.batch.command).
+    """
+    from eaas.batch.command import main as batch_main
 
-        try:
-            return run_job(job, echo=lambda s: typer.echo(s, err=True))
-        except (PySparkException, Py4JError) as exc:  # a cluster/Spark failure, not a row's
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            typer.echo(
-                f"error: the Spark job failed: {first} (Spark's log above has details)", err=True
-            )
-            raise typer.Exit(code=1) from None
-
-    typer.echo(_run(go).summary())
+    raise typer.Exit(code=batch_main(ctx.args, prog="eaas batch"))
 
 
 @app.command()
@@ -213,7 +176,7 @@ def explanations_export(
     until: str = typer.Option(None, help="ISO 8601 date or time, exclusive"),
 ) -> None:
     """Write a model's stored explanations to Parquet for offline review."""
-    from eaas.api.audit.offline import export
+    from eaas.explanations import export
 
     n = _run(export, model, output, version, since, until)
     typer.echo(f"{n} explanations -> {output}")
@@ -222,7 +185,7 @@ def explanations_export(
 @explanations_app.command("verify")
 def explanations_verify(explanation_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Recompute a stored explanation with its explainer version; exit 1 unless identical."""
-    from eaas.api.audit.offline import verify
+    from eaas.explanations import verify
 
     verdict = _run(verify, explanation_id)
     typer.echo(verdict.summary())

@@ -39,6 +39,8 @@ class InvalidInput(EaasError):
 
     status = 422
     code = "invalid_input"
+    # set by validation.invalid: the message without the row's position (`<field>: reason`)
+    row_message: str
 
 
 class BadRequest(EaasError):

@@ -8,7 +8,7 @@ many rows a Spark batch or a stop check should span. Adding a kind of input is o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,7 @@ class TextInputs(InputRule):
                 why += limit_hint
             errors.append(None if why is None else invalid(i, "text", why).row_message)
         ok = [i for i, e in enumerate(errors) if e is None]
-        return [texts[i] for i in ok], ok, errors
+        return cast(list[str], [texts[i] for i in ok]), ok, errors  # ok rows hold strings
 
     def stack(self, items: list[Any]) -> list[str]:
         return list(items)

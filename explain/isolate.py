@@ -23,7 +23,7 @@ def batch_else_rows(
     if not items:
         return []
     try:
-        out = list(call(items))
+        out: list[R | BaseException] = list(call(items))
         if len(out) == len(items):
             return out
     except Exception:  # isolate the culprit(s): the rest is still explained

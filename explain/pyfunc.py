@@ -13,18 +13,21 @@ import json
 import logging
 import os
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from eaas.explain.config import ExplainerConfig
 from eaas.explain.engine import Engine
 from eaas.explain.errors import UnsupportedModel
-from eaas.explain.settings import CoreSettings, load_config
+from eaas.explain.settings import CoreSettings
 from eaas.explain.source import load_source
 
 log = logging.getLogger(__name__)
+_LOAD_SETTINGS: ContextVar[CoreSettings | None] = ContextVar("eaas_load_settings", default=None)
 
 
 def pin_threads(n: int) -> None:
@@ -44,8 +47,14 @@ def load_explainer(uri: str, settings: CoreSettings | None = None) -> Engine:
     by the caller from a name, never taken from a request); loaded with the caller's settings
     (threads, trust, device) and warmed up."""
     log.info("loading explainer %s", uri)
-    config = load_config(settings or CoreSettings())
-    model = mlflow.pyfunc.load_model(uri, model_config=config)
+    # MLflow calls load_context with no way to pass settings (model_config is refused for
+    # models not logged with one, which includes every explainer logged so far): a context
+    # variable hands them over for this call only
+    token = _LOAD_SETTINGS.set(settings or CoreSettings())
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    finally:
+        _LOAD_SETTINGS.reset(token)
     engine = getattr(model.unwrap_python_model(), "engine", None)
     if not isinstance(engine, Engine):
         raise UnsupportedModel(f"model: '{uri}' is not an eaas explainer")
@@ -92,16 +101,16 @@ def warm_up(engine: Engine) -> None:
                 break
 
 
-class ExplainerModel(mlflow.pyfunc.PythonModel):
+class ExplainerModel(PythonModel):
     """predict(DataFrame) -> one typed Explanation row per input row."""
 
     engine: Engine
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         with open(context.artifacts["config"]) as fh:
             config = json.load(fh)
         # the loader's settings (load_explainer), else the environment's (a plain MLflow load)
-        settings = CoreSettings(**(getattr(context, "model_config", None) or {}))
+        settings = _LOAD_SETTINGS.get() or CoreSettings()
         self.engine = engine_from_artifacts(
             context.artifacts["source_model"], config, context.artifacts.get("background"),
             settings,

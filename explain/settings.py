@@ -51,11 +51,3 @@ class CoreSettings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
-
-
-# what an explainer needs at load time, handed to MLflow's loader as the pyfunc's model_config
-LOAD_FIELDS = ("num_threads", "trust_registry", "device", "default_max_evals", "default_seed")
-
-
-def load_config(settings: CoreSettings) -> dict[str, object]:
-    return settings.model_dump(include=set(LOAD_FIELDS))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -109,7 +109,7 @@ def cell_reason(v: Any, accepts_nan: bool) -> str | None:
         return NOT_A_NUMBER
     if isinstance(v, (float, np.floating)) and math.isinf(v):
         return "infinite value"
-    if abs(v) > FLOAT_LIMIT:
+    if abs(cast(float, v)) > FLOAT_LIMIT:  # an int, float or numpy number by now
         return NUMBER_RANGE
     return None
 

@@ -1,19 +1,26 @@
-"""Audit trail of the service: every returned explanation stored, retrievable and replayable.
+"""The explanation store (audit trail): every returned explanation stored, retrievable and
+replayable. The SQL code is `store.py`; its REST routes and review pages are in `api/routes/`.
 
 `open_store` builds the store from the settings (None when EAAS_STORE=off); `record` is the one
-call the explain route makes: it assigns the ids and enqueues, never touching the database.
+call the data plane makes: it assigns the ids and enqueues, never touching the database. `read`
+and `parse_time` are the rules every reader (routes, pages, `eaas explanations`) shares.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
+from sqlalchemy.exc import SQLAlchemyError
 
 from eaas.api.audit.store import ExplanationStore, Pending
+from eaas.api.errors import Unavailable
+from eaas.explain.errors import BadRequest
 
-__all__ = ["ExplanationStore", "open_store", "record", "store_url"]
+__all__ = ["ExplanationStore", "open_store", "parse_time", "read", "record", "store_url"]
 
 
 def store_url(settings: Any) -> str:
@@ -66,3 +73,24 @@ def record(
     ]
     store.submit(items)
     return [p.id for p in items]
+
+
+def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A store read; a database that does not answer is a 503, not a 500."""
+    try:
+        return fn(*args, **kwargs)
+    except SQLAlchemyError:
+        raise Unavailable("explanation store unavailable", retry_after=5) from None
+
+
+def parse_time(value: str | None, name: str) -> int | None:
+    """ISO 8601 date or date-time (no zone: UTC) -> epoch milliseconds."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name}: not an ISO 8601 date or date-time", field=name) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)

@@ -217,7 +217,8 @@ def partition_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: 
         if evals >= budget:  # out of budget: what is left stays on the internal nodes
             done += [(a[3], a[1], a[2], a[4]) for _, _, a in heap]
             break
-        todo, bm = [], []
+        todo: list[tuple] = []
+        bm: list[int] = []  # masks as Python ints, two per node
         while heap and len(bm) < batch and evals + len(bm) < budget:
             m00, f00, f11, ind, w = heapq.heappop(heap)[2]
             if ind < nf or dists[ind - nf] < 0:

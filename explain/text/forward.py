@@ -21,7 +21,7 @@ from eaas.explain.text.windows import Layout, model_limit
 def check_text_model(source: Any, method: str) -> None:
     from eaas.explain.errors import UnsupportedModel
 
-    if source.kind != "text":
+    if source.flavor != "transformers":  # the forward pass needs its tokenizer and torch model
         raise UnsupportedModel(
             f"method '{method}' needs a transformers text classifier; "
             f"the model is a {source.flavor} {source.type_name}"
@@ -72,7 +72,9 @@ class TextForward:
         self.calls = 0  # forward batches run (tests count them)
         self.collapse = False  # one mask token per run of masked words instead of per word
 
-    def sequence(self, layout: Layout, window: tuple[int, int], keep: Sequence[bool]) -> list[int]:
+    def sequence(
+        self, layout: Layout, window: tuple[int, int], keep: Sequence[bool] | np.ndarray
+    ) -> list[int]:
         """Ids of one window, each word not kept replaced by a mask token (one per run of
         masked words when `collapse`)."""
         ids = list(self.prefix)

@@ -280,7 +280,7 @@ def served_ids(api) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("model", list(CASES))
 def test_verify_recomputes_bit_for_bit_for_each_method(model, served_ids, db, api, built, aside):
-    from eaas.api.audit.offline import verify
+    from eaas.explanations import verify
 
     uris = {**built, **{name: uri for name, (_, uri) in aside.items()}}
     for id_ in served_ids[model]:
@@ -291,7 +291,7 @@ def test_verify_recomputes_bit_for_bit_for_each_method(model, served_ids, db, ap
 
 
 def test_verify_notices_a_changed_record(api, served_ids, db):
-    from eaas.api.audit.offline import verify
+    from eaas.explanations import verify
 
     id_ = served_ids["tiny-mlp"][0]
     rec = stored(api, id_)
@@ -325,8 +325,8 @@ def test_cli_verify_and_export(served_ids, db, tmp_path):
     row = df[df["id"] == id_].iloc[0]
     assert list(row["features"]) == list(ROW)
     assert json.loads(row["input"]) == CASES["tiny-xgb"][1][0]
-    from eaas.api.audit.offline import verify
     from eaas.explain.errors import NotFound
+    from eaas.explanations import verify
 
     with pytest.raises(NotFound, match="no stored explanation"):
         verify("f" * 32, url=db[0])

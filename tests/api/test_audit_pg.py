@@ -84,8 +84,8 @@ def test_store_on_postgresql(built, pg):
     pg_url = pg.url
     import sqlalchemy as sa
 
-    from eaas.api.audit.offline import verify
     from eaas.api.audit.store import SCHEMA_VERSION, ExplanationStore
+    from eaas.explanations import verify
 
     with live_server(models=["tiny-xgb@champion"], store_url=pg_url) as client:
         ids = [explain(client, "tiny-xgb", rows(2, 5.0 + i)).json() for i in range(2)]

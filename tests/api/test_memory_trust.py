@@ -54,22 +54,22 @@ def test_twenty_versions_never_hold_more_than_the_bound(history):
 def test_a_moved_alias_releases_its_old_target(history):
     from mlflow.tracking import MlflowClient
 
-    from eaas.api.store import ModelStore
+    from eaas.api.repository import ModelRepository
 
-    store = ModelStore([f"{history}@champion"], max_loaded=BOUND)
-    store.load_all()
-    assert store.ready and list(store.engines) == [f"models:/{history}-explainer/1"]
-    store.get(f"{history}/5")  # a fixed version: an LRU entry
+    repo = ModelRepository([f"{history}@champion"], max_loaded=BOUND)
+    repo.load_all()
+    assert repo.ready and list(repo.engines) == [f"models:/{history}-explainer/1"]
+    repo.get(f"{history}/5")  # a fixed version: an LRU entry
     client = MlflowClient()
     try:
         client.set_registered_model_alias(history, "champion", "2")
-        store.refresh()
-        assert set(store.engines) == {f"models:/{history}-explainer/{v}" for v in (2, 5)}
+        repo.refresh()
+        assert set(repo.engines) == {f"models:/{history}-explainer/{v}" for v in (2, 5)}
         for v in range(6, 12):
-            store.get(f"{history}/{v}")
-            assert len(store.engines) <= BOUND
-        assert f"models:/{history}-explainer/2" in store.engines  # pinned by the alias
-        assert store.lookup(history).model["version"] == "2"
+            repo.get(f"{history}/{v}")
+            assert len(repo.engines) <= BOUND
+        assert f"models:/{history}-explainer/2" in repo.engines  # pinned by the alias
+        assert repo.lookup(history).model["version"] == "2"
     finally:
         client.set_registered_model_alias(history, "champion", "1")
 

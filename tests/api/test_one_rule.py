@@ -10,9 +10,10 @@ import math
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from eaas.batch.worker import WorkerSpec, explain_batch
+from eaas.batch.worker import WorkerSpec, explain_record_batch
 from eaas.explain.errors import InvalidInput
 from eaas.explain.validation import NO_NAN
 from tests.batch.conftest import spark  # noqa: F401 - the session's local[2] SparkSession
@@ -68,11 +69,13 @@ def _pyfunc(built, name: str, instance) -> str:
 
 
 def _worker(built, name: str, instance) -> str:
-    model = mlflow.pyfunc.load_model(built[name])
-    cfg = model.unwrap_python_model().config
-    spec = WorkerSpec(built[name], "", "", cfg.kind, tuple(cfg.features), ("id",))
+    from eaas.explain.pyfunc import load_explainer
+
+    engine = load_explainer(built[name])
+    spec = WorkerSpec(built[name], "", "", tuple(engine.config.features), ("id",))
     pdf = pd.concat([pd.DataFrame({"id": [7]}), _frame(name, instance)], axis=1)
-    out = explain_batch(pdf, spec, model)
+    batch = pa.RecordBatch.from_pandas(pdf, preserve_index=False)
+    out = explain_record_batch(batch, spec, engine).to_pandas()
     assert out["status"].tolist() == ["error"] and out["values"].tolist() == [None]
     return out["error"].iloc[0]
 

@@ -6,58 +6,25 @@ named `{name}/explanations` by `/v1/models/{name:path}`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.exc import SQLAlchemyError
 
-from eaas.api.audit.store import MAX_PAGE, ExplanationStore
-from eaas.api.errors import Unavailable
+from eaas.api.audit import parse_time, read
+from eaas.api.audit.store import MAX_PAGE
+from eaas.api.deps import explanation_store, require_key
+from eaas.api.schemas import ERROR_RESPONSES
 from eaas.explain.errors import BadRequest, NotFound
 
-
-def _require_key(request: Request) -> None:
-    from eaas.api.app import require_key  # api.app includes this router: import at call time
-
-    require_key(request)
-
-
-router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(_require_key)])
-
-
-def audit_store(request: Request) -> ExplanationStore:
-    store = getattr(request.app.state, "audit", None)
-    if store is None:
-        raise NotFound("the explanation store is off (EAAS_STORE=off)")
-    return store
-
-
-def read(fn, *args: Any, **kwargs: Any) -> Any:
-    """A store read; a database that does not answer is a 503, not a 500."""
-    try:
-        return fn(*args, **kwargs)
-    except SQLAlchemyError:
-        raise Unavailable("explanation store unavailable", retry_after=5) from None
-
-
-def parse_time(value: str | None, name: str) -> int | None:
-    """ISO 8601 date or date-time (no zone: UTC) -> epoch milliseconds."""
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name}: not an ISO 8601 date or date-time", field=name) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp() * 1000)
+router = APIRouter(
+    prefix="/v1", tags=["audit"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
+)
 
 
 @router.get("/explanations/{id}")
 def get_explanation(id: str, request: Request) -> dict[str, Any]:
     """One stored explanation with its input (or its SHA-256) and provenance."""
-    rec = read(audit_store(request).get, id)
+    rec = read(explanation_store(request).get, id)
     if rec is None:
         raise NotFound("no stored explanation with this id")
     return rec
@@ -76,7 +43,7 @@ def list_explanations(
     """A model's stored explanations, newest first, a page at a time."""
     if version is not None and not version.isdigit():
         raise BadRequest("version: must be a version number", field="version")
-    store = audit_store(request)
+    store = explanation_store(request)  # after the version check: a 400 comes first
     items, nxt = read(
         store.page, name, version, parse_time(since, "since"), parse_time(until, "until"),
         limit, cursor,

@@ -1,10 +1,11 @@
-"""Which explainers the service serves, resolved only through the registry by name.
+"""The model repository: the explainers the service serves, loaded and held, resolved only
+through the registry by name.
 
 A request names `NAME`, `NAME@alias` or `NAME/version` of a served source model; nothing in a
 request can name a URI, path or run. Aliases are re-read every `refresh_s` seconds, so an alias
 moved in the registry is picked up without a restart.
 
-The store owns the loaded explainers: at most `max_loaded` engines (LRU), except that the
+The repository owns the loaded explainers: at most `max_loaded` engines (LRU), except that the
 versions the served names and aliases point to stay loaded; an alias that moves releases its old
 target. A registry that does not answer at start, or one model whose artifact cannot be loaded,
 leaves the process up and says why (per model) until a later attempt succeeds.
@@ -12,18 +13,21 @@ leaves the process up and says why (per model) until a later attempt succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import mlflow
 from mlflow.tracking import MlflowClient
 
 from eaas.api.errors import Unavailable
 from eaas.explain.engine import Engine
 from eaas.explain.errors import EaasError, NotFound
+from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import (
     ExplainerTarget,
     ModelRef,
@@ -31,6 +35,7 @@ from eaas.explain.registry import (
     parse_model_ref,
     resolve_explainer,
 )
+from eaas.explain.settings import CoreSettings
 
 log = logging.getLogger("eaas.api")
 REASON_CHARS = 200
@@ -60,11 +65,6 @@ class Loaded:
         }
 
 
-def load_engine(uri: str) -> Engine:
-    log.info("loading explainer %s", uri)
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().engine
-
-
 def reason(exc: BaseException) -> str:
     """One line saying why, for /readyz and model details (never a stack trace)."""
     msg = getattr(exc, "message", None) or str(exc).strip().splitlines()[0:1]
@@ -89,11 +89,20 @@ def _pin_key(ref: ModelRef) -> tuple[str, str] | None:
     return (ref.name, ref.alias or "")
 
 
-class ModelStore:
-    def __init__(self, requested: list[str], max_loaded: int = 8, loader=load_engine) -> None:
+class ModelRepository:
+    """The loaded explainers of the served names, aliases and versions (LRU, names pinned)."""
+
+    def __init__(
+        self,
+        requested: list[str],
+        max_loaded: int = 8,
+        settings: CoreSettings | None = None,
+        loader: Callable[[str], Engine] | None = None,
+    ) -> None:
         self.requested = requested
         self.max_loaded = max(1, max_loaded)
-        self.loader = loader
+        self.settings = settings  # None: read the environment when needed
+        self.loader = loader or partial(load_explainer, settings=settings)
         self.defaults: dict[str, ModelRef] = {}  # served name -> its default reference
         self.pins: dict[tuple[str, str], ExplainerTarget] = {}  # (name, alias or "") -> target
         self.versions: dict[tuple[str, str], ExplainerTarget] = {}  # resolved fixed versions
@@ -109,7 +118,7 @@ class ModelStore:
     def connect(self) -> bool:
         """Reach the registry and learn the served names; False (and `error`) when it fails."""
         try:
-            client = configure()
+            client = configure(self.settings)
             client.search_registered_models(max_results=1)  # does the registry answer?
             refs = [parse_model_ref(r) for r in (self.requested or discover(client))]
         except Exception as exc:  # reported by /readyz; retried by the caller
@@ -147,6 +156,12 @@ class ModelStore:
     @property
     def ready(self) -> bool:
         return self.error is None
+
+    def require_ready(self) -> ModelRepository:
+        """Itself once ready (at least one model serves); 503 saying why otherwise."""
+        if not self.ready:
+            raise Unavailable(f"not ready: {self.error}", retry_after=2)
+        return self
 
     def names(self) -> list[str]:
         """Served names that are ready."""
@@ -256,6 +271,13 @@ class ModelStore:
                 log.warning("refreshing %s@%s failed", name, alias, exc_info=True)
         if self.problems:
             self.retry_failed()
+
+    async def keep_fresh(self, every: float) -> None:
+        """`refresh` every `every` seconds, off the event loop, once connected (until cancelled)."""
+        while True:
+            await asyncio.sleep(every)
+            if self.defaults:  # connected: re-read aliases, retry the models that failed
+                await asyncio.to_thread(self.refresh)
 
     # --- descriptions ---------------------------------------------------------------------------
 

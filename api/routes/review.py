@@ -1,11 +1,13 @@
 """Read-only review page: served models -> versions -> logged charts and the latest report.
 
 Server-rendered HTML, no script and no external assets. Artifacts are streamed through the
-service, and a request only ever names a served model, a version number, a kind (`charts` or
-`report`) and a file name: the run is found from the registry (the explainer version's run, or
-the version's `eaas.report_run_id` tag), never taken from the request.
+service, and a request only ever names a served model, a version number, an artifact kind
+(`charts`, `report` or `drift`) and a file name: the run is found from the registry (the
+explainer version's run, or the version's `eaas.report_run_id` / `eaas.drift_run_id` tag),
+never taken from the request.
 
-Include with `app.include_router(ui.router)`; the router carries the same API-key check as /v1.
+The router carries the same API-key check as /v1. The stored explanations' pages (and the
+per-version list shown here) are api/routes/audit_pages.py.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from fastapi.responses import HTMLResponse
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from eaas.api.audit.pages import latest_block
-from eaas.api.errors import Unavailable
-from eaas.api.store import ModelStore
+from eaas.api.audit.store import ExplanationStore
+from eaas.api.deps import maybe_explanation_store, repository, require_key, served
+from eaas.api.routes.audit_pages import latest_block
 from eaas.explain.errors import NotFound
 from eaas.explain.registry import parse_model_uri, resolve_version
 
@@ -48,22 +50,9 @@ _CSP = {
 MAX_VERSIONS = 10
 
 
-def _require_key(request: Request) -> None:
-    from eaas.api.app import require_key  # api.app includes this router: import at call time
+ARTIFACT_KINDS = ("charts", "report", "drift")
 
-    require_key(request)
-
-
-router = APIRouter(prefix="/ui", tags=["review"], dependencies=[Depends(_require_key)])
-
-
-def _served(request: Request, name: str) -> ModelStore:
-    store: ModelStore = request.app.state.store
-    if not store.ready:
-        raise Unavailable(f"not ready: {store.error}", retry_after=2)
-    if name not in store.names():
-        raise NotFound(f"model '{name}' is not served")
-    return store
+router = APIRouter(prefix="/ui", tags=["review"], dependencies=[Depends(require_key)])
 
 
 def _versions(client: MlflowClient, name: str) -> list:
@@ -73,47 +62,47 @@ def _versions(client: MlflowClient, name: str) -> list:
     return sorted(found, key=lambda mv: int(mv.version), reverse=True)
 
 
-def _run_for(client: MlflowClient, name: str, version: str, kind: str) -> str:
-    """The run whose artifacts `kind` names, resolved from the registry only."""
+def _run_for(client: MlflowClient, name: str, version: str, artifact: str) -> str:
+    """The run whose artifacts `artifact` (a kind) names, resolved from the registry only."""
     if not version.isdigit():
         raise NotFound(f"model '{name}' has no version '{version}'")
     try:
         mv = client.get_model_version(name, version)
     except MlflowException:
         raise NotFound(f"model '{name}' has no version '{version}'") from None
-    if kind == "charts" and "eaas.explainer" in mv.tags:
+    if artifact == "charts" and "eaas.explainer" in mv.tags:
         return resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client).run_id
-    if kind == "report" and "eaas.report_run_id" in mv.tags:
+    if artifact == "report" and "eaas.report_run_id" in mv.tags:
         return mv.tags["eaas.report_run_id"]
-    if kind == "drift" and "eaas.drift_run_id" in mv.tags:
+    if artifact == "drift" and "eaas.drift_run_id" in mv.tags:
         return mv.tags["eaas.drift_run_id"]
-    raise NotFound(f"model '{name}' version {version} has no {kind}")
+    raise NotFound(f"model '{name}' version {version} has no {artifact}")
 
 
-def _artifact_path(kind: str, path: str) -> str:
+def _artifact_path(artifact: str, path: str) -> str:
     if not _FILE.match(path) or ".." in path:
         raise NotFound(f"no artifact '{path}'")
-    if kind == "charts" and path.endswith(".png"):
+    if artifact == "charts" and path.endswith(".png"):
         return f"charts/{path}"
-    if kind in ("report", "drift") and (path in _REPORT_FILES or path.endswith(".png")):
+    if artifact in ("report", "drift") and (path in _REPORT_FILES or path.endswith(".png")):
         return path
-    raise NotFound(f"no {kind} artifact '{path}'")
+    raise NotFound(f"no {artifact} artifact '{path}'")
 
 
-@router.get("/artifacts/{name}/{version}/{kind}/{path}")
-def artifact(name: str, version: str, kind: str, path: str, request: Request) -> Response:
+@router.get("/artifacts/{name}/{version}/{artifact}/{path}")
+def artifact_file(name: str, version: str, artifact: str, path: str, request: Request) -> Response:
     """One logged chart or report file, streamed from the MLflow artifact store."""
-    _served(request, name)
-    if kind not in ("charts", "report", "drift"):
-        raise NotFound(f"no artifact kind '{kind}'")
-    rel = _artifact_path(kind, path)
+    served(request, name)
+    if artifact not in ARTIFACT_KINDS:
+        raise NotFound(f"no artifact kind '{artifact}'")
+    rel = _artifact_path(artifact, path)
     client = MlflowClient()
-    run_id = _run_for(client, name, version, kind)
+    run_id = _run_for(client, name, version, artifact)
     with tempfile.TemporaryDirectory(prefix="eaas-ui-") as tmp:
         try:
             local = client.download_artifacts(run_id, rel, tmp)
         except (MlflowException, OSError):
-            raise NotFound(f"no {kind} artifact '{path}'") from None
+            raise NotFound(f"no {artifact} artifact '{path}'") from None
         body = Path(local).read_bytes()
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     if path.endswith(".html"):
@@ -124,21 +113,21 @@ def artifact(name: str, version: str, kind: str, path: str, request: Request) ->
 @router.get("", response_class=HTMLResponse)
 def page(request: Request) -> HTMLResponse:
     """Every served model, its versions (aliases), their explainer charts and latest report."""
-    store: ModelStore = request.app.state.store
-    if not store.ready:
-        raise Unavailable(f"not ready: {store.error}", retry_after=2)
+    repo = repository(request)
     client = MlflowClient()
-    audit = getattr(request.app.state, "audit", None)  # the explanation store, when on
-    sections = [_model_section(client, name, audit) for name in store.names()]
+    stored = maybe_explanation_store(request)  # its latest explanations per version, when on
+    sections = [_model_section(client, name, stored) for name in repo.names()]
     html = _PAGE.format(css=_CSS, body="".join(sections) or "<p>No models are served.</p>")
     return HTMLResponse(html, headers={"Content-Security-Policy": _CSP["page"]})
 
 
-def _url(name: str, version: str, kind: str, path: str) -> str:
-    return "/ui/artifacts/" + "/".join(quote(p, safe="") for p in (name, version, kind, path))
+def _url(name: str, version: str, artifact: str, path: str) -> str:
+    return "/ui/artifacts/" + "/".join(quote(p, safe="") for p in (name, version, artifact, path))
 
 
-def _model_section(client: MlflowClient, name: str, audit=None) -> str:
+def _model_section(
+    client: MlflowClient, name: str, stored: ExplanationStore | None = None
+) -> str:
     aliases: dict[str, list[str]] = {}
     for alias, v in client.get_registered_model(name).aliases.items():
         aliases.setdefault(str(v), []).append(alias)
@@ -146,7 +135,7 @@ def _model_section(client: MlflowClient, name: str, audit=None) -> str:
     parts = [f'<section id="{escape(name)}"><h2>{escape(name)}</h2>']
     for mv in versions[:MAX_VERSIONS]:
         parts.append(_version_block(client, mv, sorted(aliases.get(str(mv.version), []))))
-        parts.append(latest_block(audit, name, str(mv.version)))
+        parts.append(latest_block(stored, name, str(mv.version)))
     if len(versions) > MAX_VERSIONS:
         parts.append(f"<p>{len(versions) - MAX_VERSIONS} older versions not shown.</p>")
     return "".join(parts) + "</section>"

@@ -1,39 +1,31 @@
 """Review pages of stored explanations: one page per explanation (a link to paste in a review).
 
 `/ui/explanations/{id}`: the bar chart, the input with each value's attribution, provenance.
-`latest_block` is the per-version list on `/ui`. Same rules as api/ui.py: no script, no
-external assets, API keys checked.
+`latest_block` is the per-version list on `/ui`. Same rules as the review page
+(api/routes/review.py): no script, no external assets, API keys checked.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-import pandas as pd
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
-from eaas.api.audit.routes import audit_store, read
+from eaas.api.audit import read
 from eaas.api.audit.store import ExplanationStore
-from eaas.explain import plots
+from eaas.api.deps import explanation_store, require_key
+from eaas.api.render import explanation_png, shown_output
 from eaas.explain.errors import NotFound
 
 LATEST = 5
 _CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
 
-def _require_key(request: Request) -> None:
-    from eaas.api.app import require_key  # api.app includes this router: import at call time
-
-    require_key(request)
-
-
-router = APIRouter(prefix="/ui", tags=["review"], dependencies=[Depends(_require_key)])
+router = APIRouter(prefix="/ui", tags=["review"], dependencies=[Depends(require_key)])
 
 
 def page_url(id_: str) -> str:
@@ -41,28 +33,18 @@ def page_url(id_: str) -> str:
 
 
 def _record(request: Request, id_: str) -> dict[str, Any]:
-    rec = read(audit_store(request).get, id_)
+    rec = read(explanation_store(request).get, id_)
     if rec is None:
         raise NotFound("no stored explanation with this id")
     return rec
 
 
-def _shown_output(exp: dict[str, Any]) -> int:
-    """The predicted class (highest output), as the service's PNG shows."""
-    return int(np.argmax(exp["prediction"]))
 
 
 @router.get("/explanations/{id}/chart.png")
 def chart(id: str, request: Request) -> Response:
     rec = _record(request, id)
-    exp, m = rec["explanation"], rec["model"]
-    fig = plots.instance_bar(
-        pd.Series(exp), output=_shown_output(exp), title=f"{m['name']} v{m['version']}"
-    )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plots.close(fig)
-    return Response(buf.getvalue(), media_type="image/png",
+    return Response(explanation_png(rec["explanation"], rec["model"]), media_type="image/png",
                     headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 
@@ -71,7 +53,7 @@ def explanation_page(id: str, request: Request) -> HTMLResponse:
     """One stored explanation: chart, inputs with attributions, provenance."""
     rec = _record(request, id)
     exp = rec["explanation"]
-    o = _shown_output(exp)
+    o = shown_output(exp)
     out_name = exp["output_names"][o]
     m, e = rec["model"], rec["explainer"]
     title = f"{m['name']} v{m['version']} · explanation {rec['id']}"

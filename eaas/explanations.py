@@ -1,8 +1,11 @@
-"""Offline use of the explanation store: replay one explanation (`verify`) and `export` to Parquet.
+"""`eaas explanations`: offline use of the explanation store the service writes; replay one
+explanation (`verify`) and `export` a model's explanations to Parquet.
 
 Both read the store the service writes (same settings: EAAS_STORE_URL or EAAS_HOME). `verify`
 loads the exact explainer version from the registry and recomputes with the stored input and
-parameters (seed included); identical means equal to the last bit, field by field.
+parameters (seed included) through the engine's one rule (`check`, then `explain_records`);
+identical means equal to the last bit, field by field. Command-line only: the REST adapter
+never imports this module.
 """
 
 from __future__ import annotations
@@ -12,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from eaas.api.audit import store_url
-from eaas.api.audit.routes import parse_time
+from eaas.api.audit import parse_time, store_url
 from eaas.api.audit.store import ExplanationStore, explanations, input_digest, to_record
 from eaas.api.errors import Unavailable
+from eaas.api.render import null_missing
 from eaas.api.settings import ServeSettings
 from eaas.explain.engine import Engine
 from eaas.explain.errors import BadRequest, NotFound
+from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import configure
 from eaas.explain.schema import COLUMNS
 
@@ -61,21 +64,14 @@ def _fetch(url: str | None, fn):
 
 def load_engine(uri: str) -> Engine:
     configure()
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().engine
+    return load_explainer(uri)
 
 
 def recompute(engine: Engine, instance: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """The engine call the service makes for one instance, JSON-normalized like a response."""
-    cfg = engine.config
-    if cfg.kind == "text":
-        df = pd.DataFrame({"text": [instance]})
-    else:
-        row = [instance.get(f) for f in cfg.features]
-        df = pd.DataFrame(np.array([row], dtype=float), columns=cfg.features)
-    out = engine.explain_records(df, params)[0]
-    if cfg.kind == "tabular":  # as the service returns it: a missing value is null
-        out["data"] = [None if v != v else v for v in out["data"]]
-    return json.loads(json.dumps(out))
+    """The engine calls the service makes for one instance (the stored one, as it was sent),
+    JSON-normalized like a response."""
+    out = engine.explain_records(engine.check([instance], params))[0]
+    return json.loads(json.dumps(null_missing(out)))
 
 
 def compare(stored: dict[str, Any], got: dict[str, Any]) -> list[str]:
