@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +22,13 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/eaas demo --serve
 
+# Everything (MLflow registry, Spark, the server, browser checks): the gate before a commit.
 test: setup
 	$(BIN)/pytest -q
+
+# The fast tier (< 60 s, in-process fakes; docs/development.md, "Test tiers"): while editing.
+test-fast: setup
+	$(BIN)/pytest -q -m fast
 
 # The benchmark suite (<= 15 min on 2 cores): the demo models are registered first where missing
 # (EAAS_HOME, default ~/.eaas); results print and go to bench/results/ (latest.json + a dated copy).
@@ -32,8 +37,11 @@ bench: setup
 	$(BIN)/eaas demo
 	$(BIN)/python bench/run_all.py $(BENCH_FLAGS)
 
+# Style, import contracts ([tool.importlinter]) and types ([tool.mypy]): docs/development.md.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy -p eaas.explain -p eaas.api
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache

@@ -87,7 +87,8 @@ class Batcher:
         return await fut
 
     def _take(self) -> list[Item]:
-        batch, n = [], 0
+        batch: list[Item] = []
+        n = 0
         while self.items and (not batch or n + len(self.items[0][0]) <= self.owner.max_batch):
             item = self.items.pop(0)
             if item[1].cancelled():  # timed out while waiting: its slot is free, skip the work
@@ -125,7 +126,8 @@ class Batcher:
                 results = await self.owner.call(
                     self.loaded, self._merge(batch), lambda: all(f.done() for f in futures)
                 )
-                parts, start = [], 0
+                parts: list[list[dict] | Exception] = []
+                start = 0
                 for checked, _ in batch:
                     parts.append(results[start : start + len(checked)])
                     start += len(checked)
@@ -146,8 +148,8 @@ class Batcher:
             else:
                 fut.set_result(part)
 
-    async def _one_by_one(self, batch: list[Item]) -> list[Any]:
-        out: list[Any] = []
+    async def _one_by_one(self, batch: list[Item]) -> list[list[dict] | Exception]:
+        out: list[list[dict] | Exception] = []
         for checked, _ in batch:
             try:
                 out.append(await self.owner.call(self.loaded, checked))

@@ -75,7 +75,10 @@ class DataPlane:
         """The loaded explainer of `name`; a version or alias not loaded yet means registry I/O
         and a model load: off the loop."""
         repo = self.repository.require_ready()
-        return repo.lookup(name) or await asyncio.to_thread(repo.get, name)
+        loaded = repo.lookup(name)
+        if loaded is None:
+            loaded = await asyncio.to_thread(repo.get, name)
+        return loaded
 
     def check(
         self, loaded: Loaded, instances: list[Any], params: dict[str, Any], png: bool

@@ -7,6 +7,7 @@ its samples to files there, and /metrics (whichever worker answers) adds them al
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -20,7 +21,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         # gauges: summed over live workers in multiprocess mode (ignored otherwise)
-        live = {"multiprocess_mode": "livesum"}
+        live: Literal["livesum"] = "livesum"
         self.requests = Counter(
             "eaas_requests_total", "HTTP requests", ["route", "status"], registry=r
         )
@@ -47,11 +48,20 @@ class Metrics:
             registry=r,
         )
         self.queue = Gauge(
-            "eaas_queue_instances", "Instances waiting to be explained", registry=r, **live
+            "eaas_queue_instances",
+            "Instances waiting to be explained",
+            registry=r,
+            multiprocess_mode=live,
         )
-        self.loaded = Gauge("eaas_loaded_explainers", "Explainers held in memory", registry=r,
-                            **live)
-        self.workers = Gauge("eaas_workers", "Worker processes reporting", registry=r, **live)
+        self.loaded = Gauge(
+            "eaas_loaded_explainers",
+            "Explainers held in memory",
+            registry=r,
+            multiprocess_mode=live,
+        )
+        self.workers = Gauge(
+            "eaas_workers", "Worker processes reporting", registry=r, multiprocess_mode=live
+        )
         self.workers.set(1)
 
     def render(self) -> bytes:

@@ -12,12 +12,16 @@ from eaas.explain.schema import FIELDS
 class Parameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_evals: int | None = Field(None, ge=1, description="Evaluation budget (sampled methods).")
-    seed: int | None = Field(None, description="Seed of sampled methods.")
-    long_text: str | None = Field(
-        None, description="Text models: 'truncate' (what the model sees) or 'window'."
+    max_evals: int | None = Field(
+        default=None, ge=1, description="Evaluation budget (sampled methods)."
     )
-    top_k: int | None = Field(None, ge=1, description="Keep the k features with largest |value|.")
+    seed: int | None = Field(default=None, description="Seed of sampled methods.")
+    long_text: str | None = Field(
+        default=None, description="Text models: 'truncate' (what the model sees) or 'window'."
+    )
+    top_k: int | None = Field(
+        default=None, ge=1, description="Keep the k features with largest |value|."
+    )
 
 
 class ExplainRequest(BaseModel):
@@ -54,9 +58,8 @@ _PY_TYPES: dict[str, Any] = {
 }
 
 # made from the core's one field table (explain/schema.py), plus what top_k adds
-Explanation = create_model(
-    "Explanation",
-    id=(
+_EXPLANATION_FIELDS: dict[str, Any] = {
+    "id": (
         str | None,
         Field(
             None,
@@ -65,12 +68,16 @@ Explanation = create_model(
         ),
     ),
     **{f.name: (_PY_TYPES[f.type], Field(description=f.description)) for f in FIELDS},
-    dropped=(int | None, Field(None, description="With top_k: how many features were dropped.")),
-    rest=(
+    "dropped": (
+        int | None,
+        Field(None, description="With top_k: how many features were dropped."),
+    ),
+    "rest": (
         list[float] | None,
         Field(None, description="With top_k: per output, the sum of the dropped values."),
     ),
-)
+}
+Explanation = create_model("Explanation", **_EXPLANATION_FIELDS)
 
 
 class ModelInfo(BaseModel):

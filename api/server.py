@@ -48,7 +48,8 @@ def serve(settings: ServeSettings) -> None:
             workers=settings.workers,
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=settings.grace_s,
+            # uvicorn annotates int, but only hands it to asyncio.wait_for(timeout=...): a float
+            timeout_graceful_shutdown=settings.grace_s,  # type: ignore[arg-type]
         )
     finally:
         if owned:

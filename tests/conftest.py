@@ -21,9 +21,6 @@ def registry(tmp_path_factory) -> Path:
     os.environ["EAAS_NUM_THREADS"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
     from eaas.explain.registry import configure, use_experiment
-    from eaas.explain.settings import core_settings
-
-    core_settings.cache_clear()
     configure()
     use_experiment("fixtures")
     return home

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -55,11 +56,20 @@ ARTIFACT_KINDS = ("charts", "report", "drift")
 router = APIRouter(prefix="/ui", tags=["review"], dependencies=[Depends(require_key)])
 
 
-def _versions(client: MlflowClient, name: str) -> list:
+def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     """Versions that have an explainer, newest first."""
     found = client.search_model_versions(f"name = '{name}'")
-    found = [mv for mv in found if "eaas.explainer" in mv.tags]
-    return sorted(found, key=lambda mv: int(mv.version), reverse=True)
+    with_explainer = [mv for mv in found if "eaas.explainer" in mv.tags]
+    return sorted(with_explainer, key=lambda mv: int(mv.version), reverse=True)
+
+
+def _explainer_run(client: MlflowClient, mv: ModelVersion) -> tuple[ModelVersion, str]:
+    """The explainer version tagged on `mv`, and its build run (`eaas build` registers an
+    explainer from a run; one registered otherwise has no charts to show)."""
+    exp = resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client)
+    if exp.run_id is None:
+        raise NotFound(f"explainer {exp.name} v{exp.version} has no build run")
+    return exp, exp.run_id
 
 
 def _run_for(client: MlflowClient, name: str, version: str, artifact: str) -> str:
@@ -71,7 +81,7 @@ def _run_for(client: MlflowClient, name: str, version: str, artifact: str) -> st
     except MlflowException:
         raise NotFound(f"model '{name}' has no version '{version}'") from None
     if artifact == "charts" and "eaas.explainer" in mv.tags:
-        return resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client).run_id
+        return _explainer_run(client, mv)[1]
     if artifact == "report" and "eaas.report_run_id" in mv.tags:
         return mv.tags["eaas.report_run_id"]
     if artifact == "drift" and "eaas.drift_run_id" in mv.tags:
@@ -141,10 +151,10 @@ def _model_section(
     return "".join(parts) + "</section>"
 
 
-def _version_block(client: MlflowClient, mv, aliases: list[str]) -> str:
+def _version_block(client: MlflowClient, mv: ModelVersion, aliases: list[str]) -> str:
     name, version = mv.name, str(mv.version)
     badges = "".join(f'<span class="alias">@{escape(a)}</span>' for a in aliases)
-    exp = resolve_version(parse_model_uri(mv.tags["eaas.explainer"]), client)
+    exp, exp_run = _explainer_run(client, mv)
     method = exp.tags.get("eaas.method", "?")
     head = (
         f'<div class="version"><h3>version {escape(version)} {badges}</h3>'
@@ -164,7 +174,7 @@ def _version_block(client: MlflowClient, mv, aliases: list[str]) -> str:
             f"<p class='meta'>No report yet (eaas report --model {escape(name)}/{version}).</p>"
         )
     charts = sorted(
-        (a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(exp.run_id, "charts")),
+        (a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(exp_run, "charts")),
         key=lambda p: (not p.startswith("global"), p),  # global importance first
     )
     imgs = "".join(
@@ -177,7 +187,7 @@ def _version_block(client: MlflowClient, mv, aliases: list[str]) -> str:
     return head + report + f'<div class="charts">{imgs or "<p>No charts logged.</p>"}</div></div>'
 
 
-def _drift_line(mv) -> str:
+def _drift_line(mv: ModelVersion) -> str:
     """Link to the version's latest attribution drift report (eaas drift), with its NDCG."""
     if "eaas.drift_run_id" not in mv.tags:
         return ""

@@ -19,6 +19,7 @@ import pytest
 LEGACY = Path(__file__).parents[1] / "data" / "legacy_explainer_v0_1"
 
 
+@pytest.mark.fast
 def test_the_stored_code_imports_the_old_name():
     code = (LEGACY / "explainer_model.py").read_text()
     assert "from explain.pyfunc import ExplainerModel" in code
@@ -49,6 +50,7 @@ def test_an_explainer_logged_by_0_1_loads_and_explains(legacy, registry):
     assert out["additivity_error"].max() < 1e-9
 
 
+@pytest.mark.fast
 def test_the_alias_is_the_same_module_and_warns():
     code = (
         "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
@@ -66,6 +68,7 @@ def test_the_alias_is_the_same_module_and_warns():
     assert out == ["warned", "True", "True", "True"]
 
 
+@pytest.mark.fast
 def test_generic_names_are_not_installed():
     names = "('api', 'batch', 'reports')"
     code = f"import importlib.util as u; print([u.find_spec(n) is None for n in {names}])"

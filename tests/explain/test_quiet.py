@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import warnings
 
+import pytest
+
 from eaas.explain.quiet import quiet_notices
+
+pytestmark = pytest.mark.fast
 
 
 def test_notices_are_dropped_inside_the_block_only(caplog):

@@ -12,6 +12,9 @@ import pytest
 from eaas.explain.tabular import treeshap
 from eaas.explain.tabular.treeshap import FastTreeShap
 
+# small forests trained in milliseconds; the first run compiles the numba kernels (~10 s)
+pytestmark = pytest.mark.fast
+
 NF = 6
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from eaas.explain.validation import cell_reason, check_tabular, tabular_row_errors
 
+pytestmark = pytest.mark.fast
+
 FEATURES = ["a", "b", "c"]
 EDGES = [0.0, -1.5, 3.3e38, 3.5e38, -1e39, math.inf, -math.inf, math.nan, 1e-300, 7]
 
