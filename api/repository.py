@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from eaas.api.errors import Unavailable
 from eaas.explain.engine import Engine
-from eaas.explain.errors import EaasError, NotFound
+from eaas.explain.errors import EaasError, NotFound, one_line
 from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import (
     ExplainerTarget,
@@ -67,9 +67,8 @@ class Loaded:
 
 def reason(exc: BaseException) -> str:
     """One line saying why, for /readyz and model details (never a stack trace)."""
-    msg = getattr(exc, "message", None) or str(exc).strip().splitlines()[0:1]
-    text = msg if isinstance(msg, str) else (msg[0] if msg else "")
-    return f"{type(exc).__name__}: {text}"[:REASON_CHARS] if text else type(exc).__name__
+    text, kind = one_line(exc, REASON_CHARS), type(exc).__name__
+    return text if text.startswith(kind) else f"{kind}: {text}"[:REASON_CHARS]
 
 
 def discover(client: MlflowClient) -> list[str]:

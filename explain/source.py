@@ -34,6 +34,13 @@ TREE_TYPES = {
 MARGIN_TREES = {"GradientBoostingClassifier"}
 
 PredictFn = Callable[[pd.DataFrame], np.ndarray]
+# transformers sequence-classification heads (config.problem_type) -> the activation of the
+# outputs the model defines: its own pipeline applies the same (sigmoid for one unlabelled output)
+HEADS = {
+    "single_label_classification": "softmax",
+    "multi_label_classification": "sigmoid",
+    "regression": "identity",
+}
 PICKLE_FLAG = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 _PICKLE_GRANT = threading.Lock()
 
@@ -192,6 +199,23 @@ def _tabular(flavor: str, model: Any, meta: Model, example: pd.DataFrame | None)
     return SourceModel(flavor, model, "tabular", features, [str(n) for n in names], is_clf, example)
 
 
+def transformers_head(config: Any) -> str:
+    """softmax | sigmoid | identity: how the model's logits become its outputs, as the model
+    defines it (`problem_type`; unset: sigmoid for one output, softmax for several, as the
+    transformers pipeline does). A head it cannot read is refused, never guessed."""
+    problem = getattr(config, "problem_type", None)
+    if problem is None:
+        problem = "multi_label_classification" if config.num_labels == 1 else (
+            "single_label_classification"
+        )
+    if problem not in HEADS:
+        raise UnsupportedModel(
+            f"model: problem_type '{str(problem)[:60]}' is not a head eaas can read "
+            f"(use one of {', '.join(HEADS)})"
+        )
+    return HEADS[problem]
+
+
 def _load_transformers(path: str, example: pd.DataFrame | None, threads: int) -> SourceModel:
     import mlflow.transformers
     import torch
@@ -208,7 +232,7 @@ def _load_transformers(path: str, example: pd.DataFrame | None, threads: int) ->
         "text",
         ["text"],
         [str(x) for x in labels],
-        True,
+        transformers_head(model.config) != "identity",
         input_example=example,
         components={"tokenizer": parts["tokenizer"]},
     )

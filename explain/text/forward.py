@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from eaas.explain.errors import Stop, Stopped
+from eaas.explain.source import transformers_head
 from eaas.explain.text.windows import Layout, model_limit
 
 
@@ -54,7 +55,9 @@ def _special_ends(tokenizer: Any) -> tuple[list[int], list[int]]:
 
 
 class TextForward:
-    """Class probabilities of a transformers sequence classifier on token-id sequences."""
+    """The outputs of a transformers sequence classifier on token-id sequences, through the
+    head the model defines: softmax (single-label), a sigmoid per label (multi-label) or the
+    raw values (regression)."""
 
     def __init__(self, model: Any, tokenizer: Any, device: torch.device,
                  batch_size: int = 64) -> None:
@@ -71,6 +74,24 @@ class TextForward:
         self.pad_id = tokenizer.pad_token_id or 0
         self.calls = 0  # forward batches run (tests count them)
         self.collapse = False  # one mask token per run of masked words instead of per word
+        self.head = transformers_head(model.config)
+
+    @property
+    def output_space(self) -> str:
+        return "raw" if self.head == "identity" else "probability"
+
+    @property
+    def complementary(self) -> bool:
+        """Two softmax outputs: p0 = 1 - p1, so class 0 is explained as class 1 negated. Only
+        then: two sigmoid labels or two regression outputs are independent."""
+        return self.head == "softmax" and self.n_classes == 2
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.head == "softmax":
+            return torch.softmax(logits, dim=-1)
+        if self.head == "sigmoid":
+            return torch.sigmoid(logits)
+        return logits
 
     def sequence(
         self, layout: Layout, window: tuple[int, int], keep: Sequence[bool] | np.ndarray
@@ -90,7 +111,8 @@ class TextForward:
 
     @torch.inference_mode()
     def probs(self, seqs: list[list[int]], stop: Stop | None = None) -> np.ndarray:
-        """(len(seqs), classes) probabilities, in forward batches of similar lengths."""
+        """(len(seqs), outputs) model outputs (probabilities, or raw values for a regression
+        head), in forward batches of similar lengths."""
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         out: list[np.ndarray] = [np.empty(0)] * len(seqs)
         for s in range(0, len(order), self.batch_size):
@@ -107,7 +129,7 @@ class TextForward:
             logits = self.model(
                 input_ids=ids.to(self.device), attention_mask=att.to(self.device)
             ).logits
-            p = torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(float)
+            p = self.activate(logits.float()).cpu().numpy().astype(float)
             for r, i in enumerate(idx):
                 out[i] = p[r]
         return np.stack(out) if seqs else np.zeros((0, self.n_classes))

@@ -46,10 +46,15 @@ class _Interpreter(SequenceClassificationExplainer):
         return None, None
 
     def _forward(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None):
+        """The selected output through the model's own head (transformers-interpret applies a
+        softmax, or a sigmoid for one output, whatever the model defines)."""
         if self.stop is not None and self.stop():
             raise Stopped("explanation stopped: its time budget ran out")
         self.fwd.calls += 1
-        return super()._forward(input_ids, token_type_ids, position_ids, attention_mask)
+        logits = self._get_preds(input_ids, token_type_ids, position_ids, attention_mask)[0]
+        out = self.fwd.activate(logits)
+        self.pred_probs = out[0][self.selected_index]
+        return out[:, self.selected_index]
 
 
 class IntegratedGradientsMethod(Method):
@@ -64,7 +69,7 @@ class IntegratedGradientsMethod(Method):
 
     @property
     def output_space(self) -> str:
-        return "probability"
+        return self.fn.output_space
 
     def cost(self, data: Any, params: Params) -> int:
         return text_cost(data, lambda n: max(2, int(params.max_evals)))
@@ -93,7 +98,7 @@ class IntegratedGradientsMethod(Method):
         if not lay.windows:  # no words: nothing to attribute
             p = self.fn.probs([self.fn.prefix + self.fn.suffix], stop)[0]
             return p, p, np.zeros((k, 0))
-        classes = [1] if k == 2 else list(range(k))
+        classes = [1] if self.fn.complementary else list(range(k))
         pred, base, vals = np.zeros(k), np.zeros(k), np.zeros((k, n))
         for w in lay.windows:
             start, text = lay.window_text(w)
@@ -107,7 +112,7 @@ class IntegratedGradientsMethod(Method):
                 np.add.at(vals[c], owner[seen], attr[seen])
         m = len(lay.windows)
         pred, base, vals = pred / m, base / m, vals / m
-        if k == 2:
+        if self.fn.complementary:
             vals[0] = -vals[1]
         return pred, base, vals
 

@@ -67,7 +67,7 @@ class TextPartitionMethod(Method):
 
     @property
     def output_space(self) -> str:
-        return "probability"
+        return self.fn.output_space
 
     def cost(self, data: Any, params: Params) -> int:
         return text_cost(data, lambda n: partition_evals(params.max_evals, n))
@@ -98,8 +98,7 @@ class TextPartitionMethod(Method):
     def _partition(
         self, lay: Layout, pred: np.ndarray, params: Params, stop: Stop | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        k = len(pred)
-        binary = k == 2  # p0 = 1 - p1: explain p1 once, class 0 is its exact negation
+        binary = self.fn.complementary  # p0 = 1 - p1: explain p1 once, class 0 is its negation
 
         def f(keeps: np.ndarray) -> np.ndarray:
             p = self.fn.masked(lay, keeps, stop)
