@@ -103,24 +103,25 @@ class TextInputs(InputRule):
 
     def check(self, data: Any, max_chars: int | None = None) -> list[str]:
         """A text over `max_chars` is a 413 (the caller's size limit), not a 422."""
-        texts = check_text(data)
+        texts = check_text(data, column=self.column)
         if max_chars is not None:
             for i, t in enumerate(texts):
                 if len(t) > max_chars:
                     why = f"longer than {max_chars} characters"
-                    raise TooLarge(invalid(i, "text", why).message)
+                    raise TooLarge(invalid(i, self.column, why).message)
         return texts
 
     def split(
         self, frame: pd.DataFrame, max_chars: int | None = None, limit_hint: str = ""
     ) -> tuple[list[str], list[int], list[str | None]]:
         errors: list[str | None] = []
-        texts = frame["text"].tolist() if "text" in frame.columns else [None] * len(frame)
+        col = self.column
+        texts = frame[col].tolist() if col in frame.columns else [None] * len(frame)
         for i, v in enumerate(texts):
             why = text_reason(v, max_chars)
             if why is not None and why.startswith("longer than"):
                 why += limit_hint
-            errors.append(None if why is None else invalid(i, "text", why).row_message)
+            errors.append(None if why is None else invalid(i, col, why).row_message)
         ok = [i for i, e in enumerate(errors) if e is None]
         return cast(list[str], [texts[i] for i in ok]), ok, errors  # ok rows hold strings
 
@@ -128,7 +129,12 @@ class TextInputs(InputRule):
         return list(items)
 
     def placeholder(self) -> pd.DataFrame | None:
-        return pd.DataFrame({"text": ["warm up"]})
+        return pd.DataFrame({self.column: ["warm up"]})
+
+    @property
+    def column(self) -> str:
+        """The model's one string column (`text` for transformers models)."""
+        return self.features[0] if self.features else "text"
 
 
 def _parse_text_numbers(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.models import Model
+from mlflow.types import DataType
 
 from eaas.explain.errors import UnsupportedModel
 from eaas.explain.settings import CoreSettings
@@ -196,7 +197,21 @@ def _tabular(flavor: str, model: Any, meta: Model, example: pd.DataFrame | None)
             names = list(schema.input_names()) if has_names else ["prediction"]
     if example is not None:
         example = example[[c for c in features if c in example.columns]]
-    return SourceModel(flavor, model, "tabular", features, [str(n) for n in names], is_clf, example)
+    kind = "text" if _takes_one_string(meta, example, features) else "tabular"
+    return SourceModel(flavor, model, kind, features, [str(n) for n in names], is_clf, example)
+
+
+def _takes_one_string(meta: Model, example: pd.DataFrame | None, features: list[str]) -> bool:
+    """A model whose input is one string column (a text pipeline, a custom text pyfunc): its
+    signature says so, else its input example does."""
+    if len(features) != 1:
+        return False
+    schema = meta.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        return bool(schema.input_types()[0] == DataType.string)
+    if example is None or features[0] not in example.columns or not len(example):
+        return False
+    return all(isinstance(v, str) for v in example[features[0]])
 
 
 def transformers_head(config: Any) -> str:

@@ -233,15 +233,15 @@ def text_reason(v: Any, max_chars: int | None = None) -> str | None:
     return None
 
 
-def check_text(data: Any, max_chars: int | None = None) -> list[str]:
-    """Strings (REST) or a DataFrame with one `text` column -> the texts."""
+def check_text(data: Any, max_chars: int | None = None, column: str = "text") -> list[str]:
+    """Strings (REST) or a DataFrame with the model's one string column -> the texts."""
     if isinstance(data, pd.DataFrame):
-        _columns([str(c) for c in data.columns], ["text"])
-        data = data["text"].tolist()
+        _columns([str(c) for c in data.columns], [column])
+        data = data[column].tolist()
     for i, v in enumerate(data):
         why = text_reason(v, max_chars)
         if why:
-            raise invalid(i, "text", why)
+            raise invalid(i, column, why)
     return list(data)
 
 

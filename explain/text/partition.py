@@ -21,6 +21,7 @@ from eaas.explain.schema import Explanations
 from eaas.explain.source import SourceModel
 from eaas.explain.text.budget import partition_evals, text_cost
 from eaas.explain.text.forward import TextForward, check_text_model, resolve_device
+from eaas.explain.text.strings import StringForward
 from eaas.explain.text.windows import Layout, make_layout, word_spans
 from eaas.explain.validation import Params
 
@@ -59,8 +60,12 @@ class TextPartitionMethod(Method):
     context: int | None = 0
 
     def __init__(self, source: SourceModel, background: Any = None) -> None:
-        check_text_model(source, "text")
         super().__init__(source, None)
+        self.fn: TextForward | StringForward
+        if source.flavor != "transformers":  # any model of one string column: its predict
+            self.fn = StringForward(source)
+            return
+        check_text_model(source, "text")
         device = resolve_device(source.settings.device)
         self.fn = TextForward(source.model, source.components["tokenizer"], device)
         self.fn.collapse = True

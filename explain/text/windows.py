@@ -82,8 +82,11 @@ def _pieces(text: str, spans: list[tuple[int, int]], tokenizer: Any):
 
 
 def make_layout(text: str, tokenizer: Any, budget: int, long_text: str) -> Layout:
-    """`budget`: token positions left for words (the model's limit minus its special tokens)."""
+    """`budget`: token positions left for words (the model's limit minus its special tokens).
+    No tokenizer (a model that takes strings): words only, no limit, nothing truncated."""
     spans = word_spans(text)
+    if tokenizer is None:
+        return Layout(text, spans, [[] for _ in spans], [(0, len(spans))] if spans else [], False)
     pieces, ends = _pieces(text, spans, tokenizer)
     total = sum(len(p) for p in pieces)
     if total <= budget or not spans:
