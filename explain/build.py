@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from eaas.explain import plots
 from eaas.explain.config import ExplainerConfig
 from eaas.explain.engine import Engine
-from eaas.explain.errors import BadRequest, InvalidInput, MissingBackground
+from eaas.explain.errors import BadRequest, InvalidInput, MissingBackground, UnsupportedModel
 from eaas.explain.inputs import InputRule, rule_for
 from eaas.explain.methods import choose
 from eaas.explain.quiet import quiet_notices
@@ -132,6 +132,9 @@ def build_explainer(
         source = load_source(src_dir, settings)
         method = choose(source, method)
         rule = rule_for(source.kind, source.feature_names, source.accepts_nan)
+        refusal = rule.refuse(source.input_types, source.input_example)
+        if refusal:
+            raise UnsupportedModel(refusal)
         bg = select_background(source, rule, background, background_size, p.seed)
         if not rule.background_is_data and (bg is None or len(bg) == 0):
             cols = ", ".join(f"'{c}'" for c in source.feature_names)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from eaas.explain.errors import InvalidInput, TooLarge
 from eaas.explain.validation import (
@@ -59,6 +60,11 @@ class InputRule(ABC):
     def stack(self, items: list[Any]) -> Any:
         """Checked instances (one each) -> one batch the method takes."""
 
+    def refuse(self, input_types: dict[str, str], example: pd.DataFrame | None) -> str | None:
+        """Why a model with these inputs cannot be explained under this rule (None: it can):
+        said at build time, in one line, instead of failing on the first explanation."""
+        return None
+
     def placeholder(self) -> pd.DataFrame | None:
         """An instance to warm an explainer up with when the model logged no example."""
         return None
@@ -88,6 +94,19 @@ class TabularInputs(InputRule):
 
     def stack(self, items: list[Any]) -> np.ndarray:
         return np.vstack(items) if items else np.empty((0, len(self.features)))
+
+    def refuse(self, input_types: dict[str, str], example: pd.DataFrame | None) -> str | None:
+        """Numbers only, for now: a column of strings, categories, booleans or dates (by the
+        signature, else the input example) is refused by name."""
+        for f in self.features:
+            declared = input_types.get(f)
+            if declared is not None and declared not in NUMERIC_TYPES:
+                return _not_numeric(f, declared)
+            if example is not None and f in example.columns:
+                dtype = example[f].dtype
+                if not is_numeric_dtype(dtype) or is_bool_dtype(dtype):
+                    return _not_numeric(f, str(dtype))
+        return None
 
 
 class TextInputs(InputRule):
@@ -159,6 +178,17 @@ def _number(v: Any) -> Any:
         return float(s)
     except ValueError:
         return v
+
+
+NUMERIC_TYPES = ("double", "float", "long", "integer")
+
+
+def _not_numeric(column: str, type_name: str) -> str:
+    return (
+        f"model: input column '{column[:100]}' is {type_name[:40]}; eaas explains tabular "
+        "models whose inputs are all numbers (columns of strings, categories, booleans or "
+        "dates are not supported yet)"
+    )
 
 
 RULES: dict[str, type[InputRule]] = {r.kind: r for r in (TabularInputs, TextInputs)}

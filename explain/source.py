@@ -59,6 +59,9 @@ class SourceModel:
     input_example: pd.DataFrame | None = None
     components: dict[str, Any] = field(default_factory=dict)
     settings: CoreSettings = field(default_factory=CoreSettings, repr=False)  # as loaded with
+    # each input column's type as the model's signature declares it (MLflow's names: double,
+    # long, string, boolean, datetime...); empty without a signature
+    input_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def type_name(self) -> str:
@@ -198,7 +201,21 @@ def _tabular(flavor: str, model: Any, meta: Model, example: pd.DataFrame | None)
     if example is not None:
         example = example[[c for c in features if c in example.columns]]
     kind = "text" if _takes_one_string(meta, example, features) else "tabular"
-    return SourceModel(flavor, model, kind, features, [str(n) for n in names], is_clf, example)
+    schema = meta.get_input_schema()
+    types = (
+        {str(n): _type_name(t) for n, t in
+         zip(schema.input_names(), schema.input_types(), strict=True)}
+        if schema is not None and schema.has_input_names() else {}
+    )
+    return SourceModel(flavor, model, kind, features, [str(n) for n in names], is_clf, example,
+                       input_types=types)
+
+
+def _type_name(t: Any) -> str:
+    """A signature's column type as MLflow names it; a tensor spec's numeric dtype is a double."""
+    if isinstance(t, np.dtype):
+        return "double" if t.kind in "fiu" else str(t)
+    return str(getattr(t, "name", t))
 
 
 def _takes_one_string(meta: Model, example: pd.DataFrame | None, features: list[str]) -> bool:
