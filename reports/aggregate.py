@@ -13,7 +13,7 @@ from eaas.explain.plots import global_importance
 
 __all__ = [
     "WordOptions", "global_importance", "importance_table", "token_effects", "word_importance",
-    "rank_moves", "predictions", "shown_outputs",
+    "rank_moves", "predictions", "shown_outputs", "mirrored",
 ]
 _HAS_WORD = re.compile(r"\w")
 
@@ -32,12 +32,24 @@ def is_stopword(word: str) -> bool:
     return word in ENGLISH_STOP_WORDS or not _HAS_WORD.search(word)
 
 
-def shown_outputs(names: list[str], by_word: bool, opts: WordOptions) -> list[str]:
-    """The outputs a report shows: for a 2-class word-level (text) model the second class only
-    (the first one's values are its exact negation), unless all outputs are asked for."""
-    if by_word and len(names) == 2 and not opts.all_outputs:
+def shown_outputs(names: list[str], by_word: bool, opts: WordOptions,
+                  mirrored: bool = True) -> list[str]:
+    """The outputs a report shows: for a 2-output word-level (text) model whose first output's
+    values are the exact negation of the second's (a 2-class softmax), the second only, unless
+    all outputs are asked for. Two independent outputs (two sigmoid labels, two regression
+    outputs) are both shown."""
+    if by_word and mirrored and len(names) == 2 and not opts.all_outputs:
         return names[1:]
     return list(names)
+
+
+def mirrored(frame: pd.DataFrame) -> bool:
+    """Every row's output 0 is exactly output 1 negated (how a 2-class softmax is computed)."""
+    for v in frame["values"]:
+        rows = [np.asarray(r, dtype=float) for r in v]
+        if len(rows) != 2 or not np.array_equal(rows[0], -rows[1]):
+            return False
+    return True
 
 
 def word_table(frame: pd.DataFrame, output: int, opts: WordOptions) -> pd.DataFrame:

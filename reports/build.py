@@ -125,7 +125,7 @@ def _write(
         imp = agg.word_importance(ok, cfg.output_names, words)
     else:
         imp = agg.global_importance(ok)
-    shown = agg.shown_outputs(cfg.output_names, by_word, words)
+    shown = agg.shown_outputs(cfg.output_names, by_word, words, agg.mirrored(ok))
     (out_dir / "global_importance.json").write_text(json.dumps(agg.importance_json(imp), indent=1))
     agg.importance_table(imp).to_csv(out_dir / "global_importance.csv", index=False)
     prov = provenance(target, cfg, inp, run_id)

@@ -46,5 +46,16 @@ def test_two_class_text_shows_one_output_with_signed_labels():
     assert shown_outputs(names, True, WordOptions()) == ["positive"]
     assert shown_outputs(names, True, WordOptions(all_outputs=True)) == names
     assert shown_outputs(names, False, WordOptions()) == names
+    assert shown_outputs(names, True, WordOptions(), mirrored=False) == names
     assert push_labels(names, "positive") == ("pushes toward positive", "pushes toward negative")
     assert push_labels(["a", "b", "c"], "b") == ("pushes toward b", "pushes away from b")
+
+
+def test_only_exactly_mirrored_outputs_count_as_one():
+    import pandas as pd
+
+    from eaas.reports.aggregate import mirrored
+
+    softmax = pd.DataFrame({"values": [[[-0.5, 0.25], [0.5, -0.25]], [[0.0], [-0.0]]]})
+    sigmoid = pd.DataFrame({"values": [[[-0.5, 0.25], [0.5, -0.2]]]})
+    assert mirrored(softmax) and not mirrored(sigmoid)
