@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import NoReturn
 
 import typer
@@ -15,6 +16,19 @@ explanations_app = typer.Typer(
     no_args_is_help=True, help="The service's stored explanations (audit trail)."
 )
 app.add_typer(explanations_app, name="explanations")
+_DEBUG: ContextVar[bool] = ContextVar("eaas_debug", default=False)
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error"),
+) -> None:
+    """Explainability as a service."""
+    _DEBUG.set(debug)  # this invocation's switch (a context variable, not a global)
+
+
+def _debug() -> bool:
+    return _DEBUG.get()
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -34,6 +48,16 @@ def _run(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except (EaasError, MlflowException, FileNotFoundError) as exc:
         _fail(exc)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug, not the user's input: one line unless --debug
+        if _debug():
+            raise
+        from eaas.explain.errors import one_line
+
+        typer.echo(f"error: unexpected {one_line(exc)} (eaas --debug ... shows the traceback)",
+                   err=True)
+        raise typer.Exit(code=1) from None
 
 
 @explainer_app.command("build")
