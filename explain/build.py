@@ -132,18 +132,7 @@ def build_explainer(
         source = load_source(src_dir, settings)
         method = choose(source, method)
         rule = rule_for(source.kind, source.feature_names, source.accepts_nan)
-        refusal = rule.refuse(source.input_types, source.input_example)
-        if refusal:
-            raise UnsupportedModel(refusal)
-        bg = select_background(source, rule, background, background_size, p.seed)
-        if not rule.background_is_data and (bg is None or len(bg) == 0):
-            cols = ", ".join(f"'{c}'" for c in source.feature_names)
-            raise MissingBackground(
-                f"background: a {source.kind} explainer needs examples for its charts and the "
-                f"model has no input example; pass --background PATH (CSV or Parquet with "
-                f"column {cols})",
-                field="background",
-            )
+        bg = _background(source, rule, background, background_size, p.seed)
         config = {
             "max_evals": p.max_evals,
             "seed": p.seed,
@@ -158,6 +147,27 @@ def build_explainer(
     _tag(client, ref, mv.version, result)
     result.engine = engine
     return result
+
+
+def _background(
+    source: SourceModel, rule: InputRule, background: str | Path | pd.DataFrame | None,
+    size: int, seed: int,
+) -> pd.DataFrame | None:
+    """The model refused in one line if its inputs cannot be explained; else its background
+    (or, for text, the examples its charts need)."""
+    refusal = rule.refuse(source.input_types, source.input_example)
+    if refusal:
+        raise UnsupportedModel(refusal)
+    bg = select_background(source, rule, background, size, seed)
+    if not rule.background_is_data and (bg is None or len(bg) == 0):
+        cols = ", ".join(f"'{c}'" for c in source.feature_names)
+        raise MissingBackground(
+            f"background: a {source.kind} explainer needs examples for its charts and the "
+            f"model has no input example; pass --background PATH (CSV or Parquet with "
+            f"column {cols})",
+            field="background",
+        )
+    return bg
 
 
 def _log_and_register(
