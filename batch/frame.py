@@ -93,6 +93,19 @@ def plan(
     num_threads: int = 1,
 ) -> DataFrame:
     """The lazy output DataFrame: ids, typed Explanation columns, status, error."""
+    return plan_with_ids(df, info, id_cols, params, max_text_chars, partitions, num_threads)[0]
+
+
+def plan_with_ids(
+    df: DataFrame,
+    info: ExplainerInfo,
+    id_cols: Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    partitions: int | None = None,
+    num_threads: int = 1,
+) -> tuple[DataFrame, list[str]]:
+    """As `plan`, with the id columns kept (the columns are checked here, once)."""
     ids = check_columns(df, info, id_cols)
     if max_text_chars < 1:
         raise BadRequest("max-text-chars: must be at least 1", field="max_text_chars")
@@ -115,7 +128,7 @@ def plan(
         src = src.repartition(partitions)
     # Arrow in and out: id columns pass through untouched, only features become pandas
     schema = output_schema(src.schema, ids, info.inputs.data_type)
-    return src.mapInArrow(make_mapper(spec), schema)
+    return src.mapInArrow(make_mapper(spec), schema), ids
 
 
 def explain_dataframe(

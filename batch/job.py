@@ -17,7 +17,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from eaas.batch import output
-from eaas.batch.frame import ExplainerInfo, check_columns, plan
+from eaas.batch.frame import ExplainerInfo, plan_with_ids
 from eaas.batch.progress import StageProgress
 from eaas.batch.session import start_session
 from eaas.explain.errors import BadRequest
@@ -129,10 +129,11 @@ def _execute(
 ) -> tuple[output.Counts, str]:
     progress.set_phase(f"reading {job.input}")
     src = read_input(spark, job.input, job.format)
-    ids = check_columns(src, info, job.id_cols)
     params = info.params(max_evals=job.max_evals, seed=job.seed, long_text=job.long_text)
     parts = _partitions(spark, src, job)
-    out = plan(src, info, ids, params, job.max_text_chars, parts, job.settings.num_threads)
+    out, ids = plan_with_ids(  # the input's columns checked once, here
+        src, info, job.id_cols, params, job.max_text_chars, parts, job.settings.num_threads
+    )
     st = output.stage(spark, job.output)
     if output.same_path(spark, job.input, st.final_uri):
         raise BadRequest("output: must not be the input path", field="output")
