@@ -47,6 +47,12 @@ class Method(ABC):
         self.source = source
         self.background = background
 
+    @classmethod
+    def suits(cls, source: SourceModel) -> bool:
+        """Whether this method can take `source` at all (beyond its input kind): what the
+        registry suggests when another method is refused. Its __init__ says why not."""
+        return source.kind == cls.capabilities.inputs
+
     @property
     def output_space(self) -> str:
         """probability | log_odds | raw: the space of prediction, base values and values."""

@@ -62,7 +62,7 @@ def make(name: str, source: SourceModel, background) -> Method:  # noqa: ANN001 
     """An instance of method `name` for `source`, refused with one line when it cannot apply."""
     cls = method_class(name)
     if cls.capabilities.inputs != source.kind:
-        fits = [m for m in METHODS if method_class(m).capabilities.inputs == source.kind]
+        fits = [m for m in METHODS if method_class(m).suits(source)]
         raise UnsupportedModel(
             f"method '{name}' does not apply to a {source.kind} model (use {' or '.join(fits)})"
         )

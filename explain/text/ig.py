@@ -67,6 +67,10 @@ class IntegratedGradientsMethod(Method):
         device = resolve_device(source.settings.device)
         self.fn = TextForward(source.model, source.components["tokenizer"], device)
 
+    @classmethod
+    def suits(cls, source: SourceModel) -> bool:
+        return source.flavor == "transformers"  # gradients need the torch model itself
+
     @property
     def output_space(self) -> str:
         return self.fn.output_space

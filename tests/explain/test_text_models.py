@@ -145,3 +145,15 @@ def test_over_rest_and_through_the_spark_workers_path(built_text, text_models):
     assert out.schema.field("data").type == pa.list_(pa.string())
     got = out.column("prediction").to_pylist()
     assert np.abs(np.array([got[0], got[2]]) - np.array(preds)).max() < 1e-12
+
+
+def test_a_refused_method_suggests_only_what_fits(built_text):
+    from eaas.explain.engine import Engine
+    from eaas.explain.errors import UnsupportedModel
+    from eaas.explain.pyfunc import load_explainer
+
+    source = load_explainer(built_text["keyword-pyfunc"]).source
+    with pytest.raises(UnsupportedModel, match=r"does not apply to a text model \(use text\)$"):
+        Engine(source, "tree", None, {"max_evals": 8, "seed": 0})
+    with pytest.raises(UnsupportedModel, match="needs a transformers text classifier"):
+        Engine(source, "integrated-gradients", None, {"max_evals": 8, "seed": 0})
