@@ -89,10 +89,11 @@ class DataPlane:
         top_k = check_top_k(params.pop("top_k", None))
         engine = loaded.engine
         # the service's ceiling is a parameter rule too: judged before any instance
-        if engine.check_params(params).max_evals > self.settings.max_evals_limit:
+        p = engine.check_params(params)
+        if p.max_evals > self.settings.max_evals_limit:
             where = "parameters.max_evals"
             raise InvalidInput(f"{where}: at most {self.settings.max_evals_limit}", field=where)
-        checked = engine.check(instances, params, max_chars=self.settings.max_text_chars)
+        checked = engine.check(instances, p, max_chars=self.settings.max_text_chars)
         self.check_cost(loaded, checked)
         if png and len(checked) != 1:
             raise BadRequest("instances: a PNG explains exactly one instance")

@@ -91,21 +91,9 @@ def plan(
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     partitions: int | None = None,
     num_threads: int = 1,
-) -> DataFrame:
-    """The lazy output DataFrame: ids, typed Explanation columns, status, error."""
-    return plan_with_ids(df, info, id_cols, params, max_text_chars, partitions, num_threads)[0]
-
-
-def plan_with_ids(
-    df: DataFrame,
-    info: ExplainerInfo,
-    id_cols: Sequence[str] | None = None,
-    params: dict[str, Any] | None = None,
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-    partitions: int | None = None,
-    num_threads: int = 1,
 ) -> tuple[DataFrame, list[str]]:
-    """As `plan`, with the id columns kept (the columns are checked here, once)."""
+    """The lazy output DataFrame (ids, typed Explanation columns, status, error) and the id
+    columns kept; the input's columns are checked here, once."""
     ids = check_columns(df, info, id_cols)
     if max_text_chars < 1:
         raise BadRequest("max-text-chars: must be at least 1", field="max_text_chars")
@@ -151,4 +139,4 @@ def explain_dataframe(
     configure(settings)
     info = ExplainerInfo.load(resolve_explainer(model))
     params = info.params(max_evals=max_evals, seed=seed, long_text=long_text)
-    return plan(df, info, id_cols, params, max_text_chars, partitions, settings.num_threads)
+    return plan(df, info, id_cols, params, max_text_chars, partitions, settings.num_threads)[0]

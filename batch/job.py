@@ -17,7 +17,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from eaas.batch import output
-from eaas.batch.frame import ExplainerInfo, plan_with_ids
+from eaas.batch.frame import ExplainerInfo, plan
 from eaas.batch.progress import StageProgress
 from eaas.batch.session import start_session
 from eaas.explain.errors import BadRequest
@@ -131,7 +131,7 @@ def _execute(
     src = read_input(spark, job.input, job.format)
     params = info.params(max_evals=job.max_evals, seed=job.seed, long_text=job.long_text)
     parts = _partitions(spark, src, job)
-    out, ids = plan_with_ids(  # the input's columns checked once, here
+    out, ids = plan(  # the input's columns checked once, here
         src, info, job.id_cols, params, job.max_text_chars, parts, job.settings.num_threads
     )
     st = output.stage(spark, job.output)

@@ -93,11 +93,13 @@ class Engine:
         return p
 
     def check(
-        self, data: Any, params: dict[str, Any] | None = None, max_chars: int | None = None
+        self, data: Any, params: dict[str, Any] | Params | None = None,
+        max_chars: int | None = None,
     ) -> Checked:
         """Parameters first (a bad one is reported before the input), then every instance;
-        `max_chars` is the caller's limit on a text's length (413 above)."""
-        p = self.check_params(params)
+        `max_chars` is the caller's limit on a text's length (413 above). `params` may be the
+        `Params` `check_params` already returned (not judged twice)."""
+        p = params if isinstance(params, Params) else self.check_params(params)
         return Checked(self.inputs.check(data, max_chars), p)
 
     def check_rows(

@@ -209,9 +209,10 @@ def _compare(
     """Explain the same rows (a sample) with the other version's explainer; both importances."""
     other = resolve_explainer(ref)
     ocfg = explainer_config(other)
-    if ocfg.kind != cfg.kind:
+    if ocfg.inputs.player != cfg.inputs.player:  # words vs features: nothing to compare
         raise BadRequest(
-            f"compare: '{ref}' is a {ocfg.kind} model, not {cfg.kind}", field="compare"
+            f"compare: '{ref}' explains {ocfg.inputs.player}s, not {cfg.inputs.player}s",
+            field="compare",
         )
     rows = sample_rows(inp.ok, sample, cfg.seed)
     out = explain_rows(load_explainer(other.explainer_uri), model_inputs(rows, ocfg))

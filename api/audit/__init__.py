@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from eaas.api.audit.store import ExplanationStore, Pending
 from eaas.api.errors import Unavailable
-from eaas.explain.errors import BadRequest
+from eaas.explain.errors import BadRequest, NotFound
 
 __all__ = ["ExplanationStore", "open_store", "parse_time", "read", "record", "store_url"]
 
@@ -81,6 +81,14 @@ def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except SQLAlchemyError:
         raise Unavailable("explanation store unavailable", retry_after=5) from None
+
+
+def read_one(store: ExplanationStore, id_: str) -> dict[str, Any]:
+    """One stored explanation by id; 404 when there is none (the same for JSON and pages)."""
+    rec: dict[str, Any] | None = read(store.get, id_)
+    if rec is None:
+        raise NotFound("no stored explanation with this id")
+    return rec
 
 
 def parse_time(value: str | None, name: str) -> int | None:

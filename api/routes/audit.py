@@ -10,11 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from eaas.api.audit import parse_time, read
+from eaas.api.audit import parse_time, read, read_one
 from eaas.api.audit.store import MAX_PAGE
 from eaas.api.deps import explanation_store, require_key
 from eaas.api.schemas import ERROR_RESPONSES
-from eaas.explain.errors import BadRequest, NotFound
+from eaas.explain.errors import BadRequest
 
 router = APIRouter(
     prefix="/v1", tags=["audit"], dependencies=[Depends(require_key)], responses=ERROR_RESPONSES
@@ -24,10 +24,7 @@ router = APIRouter(
 @router.get("/explanations/{id}")
 def get_explanation(id: str, request: Request) -> dict[str, Any]:
     """One stored explanation with its input (or its SHA-256) and provenance."""
-    rec = read(explanation_store(request).get, id)
-    if rec is None:
-        raise NotFound("no stored explanation with this id")
-    return rec
+    return read_one(explanation_store(request), id)
 
 
 @router.get("/models/{name}/explanations")

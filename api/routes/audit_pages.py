@@ -15,11 +15,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
-from eaas.api.audit import read
+from eaas.api.audit import read_one
 from eaas.api.audit.store import ExplanationStore
 from eaas.api.deps import explanation_store, require_key
 from eaas.api.render import explanation_png, shown_output
-from eaas.explain.errors import NotFound
 
 LATEST = 5
 _CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
@@ -33,10 +32,7 @@ def page_url(id_: str) -> str:
 
 
 def _record(request: Request, id_: str) -> dict[str, Any]:
-    rec = read(explanation_store(request).get, id_)
-    if rec is None:
-        raise NotFound("no stored explanation with this id")
-    return rec
+    return read_one(explanation_store(request), id_)
 
 
 
