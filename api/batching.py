@@ -34,8 +34,13 @@ Item = tuple[Checked, asyncio.Future]
 
 
 def _digest(instance: Any) -> bytes:
-    """Cache key of one checked instance: a float64 row or a text, as the engine's rule made it."""
-    raw = instance.tobytes() if isinstance(instance, np.ndarray) else str(instance).encode()
+    """Cache key of one checked instance, as the engine's rule made it: a float64 row (its
+    bytes), a row of typed values (their reprs: an object array's bytes are pointers) or a text."""
+    if isinstance(instance, np.ndarray) and instance.dtype != object:
+        raw = instance.tobytes()
+    else:
+        items = instance.tolist() if isinstance(instance, np.ndarray) else instance
+        raw = repr(items).encode()
     return hashlib.blake2b(raw, digest_size=16).digest()
 
 

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from eaas.explain import plots
 from eaas.explain.config import ExplainerConfig
 from eaas.explain.engine import Engine
-from eaas.explain.errors import BadRequest, InvalidInput, MissingBackground, UnsupportedModel
+from eaas.explain.errors import BadRequest, InvalidInput, MissingBackground
 from eaas.explain.inputs import InputRule, rule_for
 from eaas.explain.methods import choose
 from eaas.explain.quiet import quiet_notices
@@ -153,11 +153,8 @@ def _background(
     source: SourceModel, rule: InputRule, background: str | Path | pd.DataFrame | None,
     size: int, seed: int,
 ) -> pd.DataFrame | None:
-    """The model refused in one line if its inputs cannot be explained; else its background
-    (or, for text, the examples its charts need)."""
-    refusal = rule.refuse(source.input_types, source.input_example)
-    if refusal:
-        raise UnsupportedModel(refusal)
+    """The background (or, for text, the examples its charts need); the engine refuses a
+    model whose inputs it cannot take, in one line."""
     bg = select_background(source, rule, background, size, seed)
     if not rule.background_is_data and (bg is None or len(bg) == 0):
         cols = ", ".join(f"'{c}'" for c in source.feature_names)

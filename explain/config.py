@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from eaas.explain.columns import Columns
 from eaas.explain.inputs import InputRule, params_for, rule_for
 from eaas.explain.validation import Params
 
@@ -27,6 +28,9 @@ class ExplainerConfig:
     # or attribute every word over overlapping windows (window); docs/text.md says why
     long_text: str = "truncate"
     versions: dict[str, str] = field(default_factory=dict)
+    # tabular: each input column's type, known values and what the model takes
+    # (explain/columns.py); empty for text and for explainers built before column types
+    columns: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,7 +46,7 @@ class ExplainerConfig:
     @property
     def inputs(self) -> InputRule:
         """The input rule of this explainer (what it takes, how reports name its players)."""
-        return rule_for(self.kind, self.features)
+        return rule_for(self.kind, self.features, columns=Columns.from_dicts(self.columns))
 
     @property
     def params(self) -> dict[str, Any]:

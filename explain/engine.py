@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eaas.explain.columns import Columns
 from eaas.explain.config import ExplainerConfig, used_params
 from eaas.explain.errors import Stop
-from eaas.explain.inputs import InputRule, rule_for
+from eaas.explain.inputs import RULES, InputRule, rule_for
 from eaas.explain.method import Method
-from eaas.explain.methods import METHODS, choose, make
+from eaas.explain.methods import METHODS, choose, make, method_class
 from eaas.explain.schema import COLUMNS, Explanations
 from eaas.explain.source import SourceModel
 from eaas.explain.validation import Params, check_budget, check_output, check_params
@@ -56,13 +57,19 @@ class Engine:
     def __init__(
         self, source: SourceModel, method: str, background: pd.DataFrame | None, config: dict
     ) -> None:
-        self.source = source
+        kind = method_class(method).capabilities.inputs
+        # the input columns' types: as stored with the explainer, else described now (build)
+        stored = config.get("columns")
+        columns = (Columns.from_dicts(stored) if stored
+                   else RULES[kind].describe(source, _example(background, source)))
+        self.source = source = replace(source, columns=columns)
         self.method: Method = make(method, source, background)
-        kind = self.method.capabilities.inputs
-        self.inputs: InputRule = rule_for(kind, source.feature_names, source.accepts_nan)
+        self.inputs: InputRule = rule_for(kind, source.feature_names, source.accepts_nan,
+                                          columns)
         self.config = ExplainerConfig.from_dict(
             {
                 **config,
+                "columns": columns.to_dicts(),
                 "method": method,
                 "kind": kind,
                 "features": source.feature_names,
@@ -152,3 +159,8 @@ class Engine:
     def _run(self, checked: Checked, stop: Stop | None) -> Explanations:
         with self._lock:
             return self.method.explain(checked.data, checked.params, stop)
+
+
+def _example(background: pd.DataFrame | None, source: SourceModel) -> pd.DataFrame | None:
+    """Rows that show the inputs' types: the background, else the model's logged example."""
+    return background if background is not None and len(background) else source.input_example

@@ -8,13 +8,13 @@ many rows a Spark batch or a stop check should span. Adding a kind of input is o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from eaas.explain.errors import InvalidInput, TooLarge
+from eaas.explain.columns import NUMERIC, Columns, describe, value_reason
+from eaas.explain.errors import InvalidInput, TooLarge, UnsupportedModel
 from eaas.explain.validation import (
     check_tabular,
     check_text,
@@ -22,6 +22,9 @@ from eaas.explain.validation import (
     tabular_split,
     text_reason,
 )
+
+if TYPE_CHECKING:
+    from eaas.explain.source import SourceModel
 
 COMMON_PARAMS = ("max_evals", "seed")
 
@@ -40,9 +43,17 @@ class InputRule(ABC):
     # every row has the same features in the same order (columns); else each row its own (words)
     fixed_features: ClassVar[bool] = True
 
-    def __init__(self, features: list[str], accepts_nan: bool = False) -> None:
+    def __init__(
+        self, features: list[str], accepts_nan: bool = False, columns: Columns | None = None
+    ) -> None:
         self.features = list(features)
         self.accepts_nan = accepts_nan
+        self.columns = columns or Columns()
+
+    @classmethod
+    def describe(cls, source: SourceModel, example: pd.DataFrame | None) -> Columns:
+        """The typed columns of a model this rule takes (none: the rule needs no types)."""
+        return Columns()
 
     @abstractmethod
     def check(self, data: Any, max_chars: int | None = None) -> Any:
@@ -59,11 +70,6 @@ class InputRule(ABC):
     @abstractmethod
     def stack(self, items: list[Any]) -> Any:
         """Checked instances (one each) -> one batch the method takes."""
-
-    def refuse(self, input_types: dict[str, str], example: pd.DataFrame | None) -> str | None:
-        """Why a model with these inputs cannot be explained under this rule (None: it can):
-        said at build time, in one line, instead of failing on the first explanation."""
-        return None
 
     def placeholder(self) -> pd.DataFrame | None:
         """An instance to warm an explainer up with when the model logged no example."""
@@ -95,18 +101,94 @@ class TabularInputs(InputRule):
     def stack(self, items: list[Any]) -> np.ndarray:
         return np.vstack(items) if items else np.empty((0, len(self.features)))
 
-    def refuse(self, input_types: dict[str, str], example: pd.DataFrame | None) -> str | None:
-        """Numbers only, for now: a column of strings, categories, booleans or dates (by the
-        signature, else the input example) is refused by name."""
-        for f in self.features:
-            declared = input_types.get(f)
-            if declared is not None and declared not in NUMERIC_TYPES:
-                return _not_numeric(f, declared)
-            if example is not None and f in example.columns:
-                dtype = example[f].dtype
-                if not is_numeric_dtype(dtype) or is_bool_dtype(dtype):
-                    return _not_numeric(f, str(dtype))
+    @classmethod
+    def describe(cls, source: SourceModel, example: pd.DataFrame | None) -> Columns:
+        """Each input column's type and known values; a type eaas cannot take (dates without
+        a signature, bytes) is refused here, at build, in one line naming the column."""
+        try:
+            return describe(source.feature_names, source.input_types, example,
+                            source.categorical, source.predict_output, source.accepts_nan)
+        except ValueError as exc:
+            raise UnsupportedModel(
+                f"model: {exc}; eaas explains columns of numbers, booleans, strings and "
+                "categories"
+            ) from None
+
+
+class MixedInputs(TabularInputs):
+    """Tabular rows whose columns are not all numbers: strings, categories, booleans beside
+    numbers. Checked rows are object arrays of the values as the model takes them."""
+
+    data_type = "value"
+    batch_rows = 1000  # rows are decoded to typed frames: smaller Arrow batches
+
+    def check(self, data: Any, max_chars: int | None = None) -> np.ndarray:
+        if isinstance(data, pd.DataFrame):
+            _frame_columns(data, self.features)
+            rows = data[self.features].to_numpy(dtype=object)
+        else:
+            rows = np.array([_record_values(i, r, self.features) for i, r in enumerate(data)],
+                            dtype=object).reshape(-1, len(self.features))
+        for i in range(len(rows)):
+            why = self._row(rows, i)
+            if why is not None:
+                raise invalid(i, *why)
+        return rows
+
+    def split(
+        self, frame: pd.DataFrame, max_chars: int | None = None, limit_hint: str = ""
+    ) -> tuple[np.ndarray, list[int], list[str | None]]:
+        frame = frame.reset_index(drop=True)
+        try:
+            _frame_columns(frame, self.features)
+        except InvalidInput as exc:
+            why = getattr(exc, "row_message", exc.message)
+            return np.empty((0, len(self.features)), dtype=object), [], [why] * len(frame)
+        numeric = [c.name for c in self.columns.items if c.type in NUMERIC]
+        frame = _parse_text_numbers(frame, numeric)  # a CSV's numbers, read as text
+        rows = frame[self.features].to_numpy(dtype=object)
+        errors: list[str | None] = []
+        for i in range(len(rows)):
+            why = self._row(rows, i)
+            errors.append(None if why is None else invalid(i, *why).row_message)
+        ok = [i for i, e in enumerate(errors) if e is None]
+        return rows[ok], ok, errors
+
+    def _row(self, rows: np.ndarray, i: int) -> tuple[str, str] | None:
+        """Judge row i in place (values become what the model takes); (column, why) if not."""
+        for j, col in enumerate(self.columns.items):
+            why, value = value_reason(col, rows[i, j])
+            if why is not None:
+                return col.name, why
+            rows[i, j] = value
         return None
+
+    def stack(self, items: list[Any]) -> np.ndarray:
+        if not items:
+            return np.empty((0, len(self.features)), dtype=object)
+        return np.vstack(items).astype(object)
+
+
+def _frame_columns(frame: pd.DataFrame, features: list[str]) -> None:
+    cols = [str(c) for c in frame.columns]
+    missing = [f for f in features if f not in cols]
+    if missing:
+        raise invalid(0, missing[0], "missing feature")
+    extra = [c for c in cols if c not in features]
+    if extra:
+        raise invalid(0, extra[0], "unexpected feature (not a model input)")
+
+
+def _record_values(i: int, rec: Any, features: list[str]) -> list[Any]:
+    if not isinstance(rec, dict):
+        raise invalid(i, None, "expected an object of feature -> value")
+    missing = [f for f in features if f not in rec]
+    if missing:
+        raise invalid(i, missing[0], "missing feature")
+    extra = [str(k) for k in rec if k not in features]
+    if extra:
+        raise invalid(i, extra[0], "unexpected feature (not a model input)")
+    return [rec[f] for f in features]
 
 
 class TextInputs(InputRule):
@@ -180,25 +262,20 @@ def _number(v: Any) -> Any:
         return v
 
 
-NUMERIC_TYPES = ("double", "float", "long", "integer")
-
-
-def _not_numeric(column: str, type_name: str) -> str:
-    return (
-        f"model: input column '{column[:100]}' is {type_name[:40]}; eaas explains tabular "
-        "models whose inputs are all numbers (columns of strings, categories, booleans or "
-        "dates are not supported yet)"
-    )
-
-
 RULES: dict[str, type[InputRule]] = {r.kind: r for r in (TabularInputs, TextInputs)}
 
 
-def rule_for(kind: str, features: list[str], accepts_nan: bool = False) -> InputRule:
-    """The input rule of an explainer whose methods take `kind` inputs."""
+def rule_for(
+    kind: str, features: list[str], accepts_nan: bool = False, columns: Columns | None = None
+) -> InputRule:
+    """The input rule of an explainer whose methods take `kind` inputs; tabular columns that
+    are not all numbers take the mixed rule."""
     if kind not in RULES:
         raise InvalidInput(f"kind: unknown input kind '{kind[:40]}'", field="kind")
-    return RULES[kind](features, accepts_nan)
+    cls = RULES[kind]
+    if columns is not None and columns.items and not columns.numeric:
+        cls = MixedInputs
+    return cls(features, accepts_nan, columns)
 
 
 def params_for(kind: str) -> tuple[str, ...]:

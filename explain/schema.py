@@ -16,7 +16,15 @@ from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
 # Logical types, mapped by each adapter to its own type system:
 #   strings: list of str · doubles: list of float · matrix: list of list of float
-#   data: the inputs as explained (doubles for tabular, strings for text) · double · bool
+#   data: the inputs as explained, typed by the explainer's input rule (`data_type`):
+#     "double" (numbers-only tabular): list of float, null = missing
+#     "string" (text): list of str, the words
+#     "value"  (tabular with strings, categories or booleans): JSON and the pyfunc frame hold
+#              each value as the model received it (number, string, boolean or null); Spark,
+#              Arrow and Parquet hold list<struct<number: double, text: string>>, a number (a
+#              boolean as 1.0/0.0) in `number`, a string in `text`, both null when missing.
+#              `to_typed`/`from_typed` convert; every reader goes through `from_typed`.
+#   double · bool
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,42 @@ class Explanations:
         return np.asarray(self.values, dtype=float)
 
 
+DATA_TYPES = ("double", "string", "value")
+VALUE_FIELDS = ("number", "text")  # the struct of one "value" in Spark, Arrow and Parquet
+
+
+def to_typed(values: list[Any]) -> list[dict[str, Any]]:
+    """One row's `data` ("value") -> the struct form Spark, Arrow and Parquet hold."""
+    out: list[dict[str, Any]] = []
+    for v in values:
+        if isinstance(v, str):
+            out.append({"number": None, "text": v})
+        elif v is None or (isinstance(v, float) and v != v):
+            out.append({"number": None, "text": None})
+        else:
+            out.append({"number": float(v), "text": None})
+    return out
+
+
+def from_typed(values: Any) -> list[Any]:
+    """One row's `data` as read back (plain values, or the struct form) -> plain values: a
+    string, a number or None. A reader never needs to know which form it got."""
+    out = []
+    for v in values if values is not None else []:
+        if isinstance(v, dict):
+            text, number = v.get("text"), v.get("number")
+            out.append(text if text is not None else (None if number is None else number))
+        else:
+            out.append(v)
+    return out
+
+
 def _mlflow_type(logical: str, data_type: str) -> Any:
-    data = DataType.string if data_type == "string" else DataType.double
+    data: Any = {"string": DataType.string, "double": DataType.double}.get(data_type)
+    if data is None:  # "value": numbers, strings, booleans and nulls side by side
+        from mlflow.types.schema import AnyType
+
+        data = AnyType()
     return {
         "strings": Array(DataType.string),
         "doubles": Array(DataType.double),
@@ -135,8 +177,8 @@ def signature(
 ) -> ModelSignature:
     """Output and params schema; MLflow's spark_udf infers a struct result type from it.
 
-    `data_type` ("double" | "string") and `params` (the parameters that apply) come from the
-    explainer's input rule (explain/inputs.py).
+    `data_type` ("double" | "string" | "value") and `params` (the parameters that apply) come
+    from the explainer's input rule (explain/inputs.py).
 
     The input schema is left out on purpose: MLflow would otherwise drop extra columns with a
     warning before the explainer sees them, and the contract is that an extra column is an error.

@@ -18,7 +18,9 @@ import pandas as pd
 from mlflow.models import Model
 from mlflow.types import DataType
 
+from eaas.explain.columns import Columns
 from eaas.explain.errors import UnsupportedModel
+from eaas.explain.pipelines import Split
 from eaas.explain.settings import CoreSettings
 
 TREE_TYPES = {
@@ -30,9 +32,11 @@ TREE_TYPES = {
     "DecisionTreeRegressor",
     "GradientBoostingClassifier",
     "GradientBoostingRegressor",
+    "HistGradientBoostingClassifier",
+    "HistGradientBoostingRegressor",
 }
 # Tree models whose shap raw output is a margin (log-odds for binary), not a probability.
-MARGIN_TREES = {"GradientBoostingClassifier"}
+MARGIN_TREES = {"GradientBoostingClassifier", "HistGradientBoostingClassifier"}
 
 PredictFn = Callable[[pd.DataFrame], np.ndarray]
 # transformers sequence-classification heads (config.problem_type) -> the activation of the
@@ -62,6 +66,8 @@ class SourceModel:
     # each input column's type as the model's signature declares it (MLflow's names: double,
     # long, string, boolean, datetime...); empty without a signature
     input_types: dict[str, str] = field(default_factory=dict)
+    # tabular: each input's type and known values, set by the engine (explain/columns.py)
+    columns: Columns = field(default_factory=Columns)
 
     @property
     def type_name(self) -> str:
@@ -69,15 +75,23 @@ class SourceModel:
 
     @property
     def family(self) -> str:
-        """tree | linear | text | other: what `auto` picks from."""
+        """tree | linear | text | other: what `auto` picks from. A scikit-learn pipeline whose
+        preprocessing maps each input column on its own (explain/pipelines.py) is of
+        its final step's family: exact methods then explain it over its input columns."""
         if self.kind == "text":
             return "text"
-        mod = type(self.model).__module__
-        if self.flavor in ("xgboost", "lightgbm") or self.type_name in TREE_TYPES:
-            return "tree"
-        if mod.startswith("sklearn.linear_model") or mod.startswith("sklearn.svm._classes"):
-            return "linear" if hasattr(self.model, "coef_") else "other"
-        return "other"
+        split = Split.of(self.model, self.flavor, self.feature_names)
+        if split is not None:
+            return model_family(split.final, split.flavor)
+        return model_family(self.model, self.flavor)
+
+    @property
+    def categorical(self) -> dict[str, list[str]]:
+        """Inputs the model itself splits as categories (LightGBM, XGBoost, HGB), each with the
+        categories it stored (empty if none)."""
+        found = native_categorical(self.model, self.flavor, self.feature_names)
+        stored = native_categories(self.model, self.flavor, self.feature_names) if found else {}
+        return {f: stored.get(f, []) for f in found}
 
     def predict_output(self, x: pd.DataFrame) -> np.ndarray:
         """Black-box output (n, outputs): probabilities for classifiers, raw values otherwise."""
@@ -97,6 +111,59 @@ class SourceModel:
     @property
     def output_space(self) -> str:
         return "probability" if self.is_classifier else "raw"
+
+
+def model_family(model: Any, flavor: str) -> str:
+    """tree | linear | other for one estimator (not a pipeline)."""
+    mod = type(model).__module__
+    if flavor in ("xgboost", "lightgbm") or type(model).__name__ in TREE_TYPES:
+        return "tree"
+    if mod.startswith(("xgboost.", "lightgbm.")):  # their sklearn wrappers, inside a pipeline
+        return "tree"
+    if mod.startswith("sklearn.linear_model") or mod.startswith("sklearn.svm._classes"):
+        return "linear" if hasattr(model, "coef_") else "other"
+    return "other"
+
+
+def native_categorical(model: Any, flavor: str, features: list[str]) -> set[str]:
+    """The features a tree library itself splits as categories (by the fitted model)."""
+    if flavor not in ("lightgbm", "xgboost") and not hasattr(model, "is_categorical_"):
+        return set()
+    return {features[i] for i in categorical_features(model, flavor)}
+
+
+def native_categories(model: Any, flavor: str, features: list[str]) -> dict[str, list[str]]:
+    """The categories a tree library stored for each of its categorical features (the values
+    it was trained on), by feature name; empty where it stores none."""
+    idx = categorical_features(model, flavor)
+    lists: list[Any] = []
+    if flavor == "lightgbm":
+        lists = getattr(model, "booster_", model).pandas_categorical or []
+    elif flavor == "xgboost":
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        stored = booster.get_categories(export_to_arrow=True).to_arrow()
+        lists = [stored[i][1].to_pylist() for i in idx if stored[i][1] is not None]
+    elif getattr(model, "_preprocessor", None) is not None:  # HistGradientBoosting
+        lists = list(model._preprocessor.transformers_[0][1].categories_)
+    if len(lists) != len(idx):
+        return {}
+    return {features[i]: [str(v) for v in values] for i, values in zip(idx, lists, strict=True)}
+
+
+def categorical_features(model: Any, flavor: str) -> list[int]:
+    """Indices of the model's input features that it splits on as categories: LightGBM's
+    categorical features, XGBoost's `c` feature type, HistGradientBoosting's `is_categorical_`."""
+    if flavor == "lightgbm":
+        booster = getattr(model, "booster_", model)
+        dump = booster.dump_model(num_iteration=1)  # the header is enough (0 dumps every tree)
+        infos = dump.get("feature_infos", {})
+        return [i for i, name in enumerate(dump["feature_names"])
+                if isinstance(infos.get(name), dict) and infos[name].get("values")]
+    if flavor == "xgboost":
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        return [i for i, t in enumerate(booster.feature_types or []) if t == "c"]
+    mask = getattr(model, "is_categorical_", None)
+    return [] if mask is None else [int(i) for i in np.flatnonzero(mask)]
 
 
 def load_source(path: str | Path, settings: CoreSettings | None = None) -> SourceModel:

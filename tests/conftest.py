@@ -104,3 +104,18 @@ def built(models) -> dict[str, str]:
     }.items():
         out[name] = build_explainer(f"models:/{name}@champion", **kw).uri
     return out
+
+
+@pytest.fixture(scope="session")
+def loan_models(registry) -> dict[str, object]:
+    """Mixed-type models (strings, a category, a boolean, numbers), registered as teams do."""
+    return fx.register_loan_models()
+
+
+@pytest.fixture(scope="session")
+def loan_built(loan_models) -> dict[str, str]:
+    """Their explainers, built by `auto`: source name -> explainer URI."""
+    from eaas.explain.build import build_explainer
+
+    return {name: build_explainer(f"models:/{name}/1", max_evals=300).uri
+            for name in loan_models}

@@ -218,3 +218,119 @@ def fake_engine(method: str = "permutation", model=None, background: pd.DataFram
         background = pd.DataFrame(rng.normal(size=(8, len(features))), columns=features)
     source = SourceModel("pyfunc", model, "tabular", features, ["y"], False, background)
     return Engine(source, method, background, {"max_evals": 64, "seed": 0, **config})
+
+
+# --- a mixed-type "loan" frame: strings, a category, booleans, integers and floats -----------
+
+PURPOSES = ("car", "travel", "education", "home", "other")
+REGIONS = ("north", "south", "east", "west")
+
+
+def loan_data(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A loan book as teams keep it: `purpose` and `region` strings, `grade` a pandas
+    category, `owner` a boolean, `age` an integer, `income` and `debt` floats."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({
+        "purpose": rng.choice(PURPOSES, n),
+        "region": rng.choice(REGIONS, n),
+        "grade": pd.Categorical(rng.choice(list("ABCD"), n), categories=list("ABCD")),
+        "owner": rng.random(n) < 0.4,
+        "age": rng.integers(20, 70, n),
+        "income": np.round(rng.lognormal(10.5, 0.4, n), 2),
+        "debt": np.round(rng.random(n) * 0.8, 3),
+    })
+    score = (
+        x["purpose"].map({"car": 0.3, "travel": 1.0, "education": -0.5, "home": -0.8,
+                          "other": 0.2}).to_numpy()
+        + x["grade"].cat.codes.to_numpy() * 0.6 - x["owner"].to_numpy() * 0.7
+        + 2.0 * x["debt"].to_numpy() - (x["income"].to_numpy() - 36000) / 20000
+        + rng.normal(0, 0.5, n)
+    )
+    return x, (score > np.median(score)).astype(int)
+
+
+def loan_pipeline(final) -> object:  # noqa: ANN001 - any sklearn estimator
+    """ColumnTransformer(OneHotEncoder on the strings and category, StandardScaler on the
+    numbers, booleans passed through) -> `final`: the shape most tabular models have."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer([
+        ("cat", OneHotEncoder(handle_unknown="ignore"), ["purpose", "region", "grade"]),
+        ("num", StandardScaler(), ["age", "income", "debt"]),
+        ("flag", "passthrough", ["owner"]),
+    ])
+    return Pipeline([("pre", pre), ("model", final)])
+
+
+class LoanScorer(mlflow.pyfunc.PythonModel):
+    """A custom pyfunc over the loan frame (a team's hand-written scorer): one `risk` number."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        weight = {"travel": 1.0, "car": 0.3, "other": 0.2, "education": -0.5, "home": -0.8}
+        purpose = np.array([weight.get(str(p), 0.0) for p in model_input["purpose"]])
+        grade = np.array([" ABCD".find(str(g)) for g in model_input["grade"]], dtype=float)
+        z = (purpose + 0.6 * grade - 0.7 * model_input["owner"].to_numpy(dtype=float)
+             + 2.0 * model_input["debt"].to_numpy(dtype=float)
+             - (model_input["income"].to_numpy(dtype=float) - 36000) / 20000)
+        return pd.DataFrame({"risk": 1 / (1 + np.exp(-z))})
+
+
+def train_loan_lightgbm(x: pd.DataFrame, y: np.ndarray):
+    """LightGBM on the loan frame's own dtypes: strings as pandas categories (native splits)."""
+    from lightgbm import LGBMClassifier
+
+    cats = x.astype({"purpose": "category", "region": "category"})
+    return LGBMClassifier(n_estimators=30, num_leaves=8, min_child_samples=5, n_jobs=1,
+                          verbose=-1).fit(cats, y)
+
+
+def register_loan_models() -> dict[str, object]:
+    """The loan models logged the way teams log them (signature and input example): a sklearn
+    pipeline, LightGBM on category columns, a custom pyfunc."""
+    import mlflow.lightgbm
+    import mlflow.sklearn
+    import mlflow.xgboost
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = loan_data(400)
+    example = x.head(40)
+    pipe = loan_pipeline(LogisticRegression(max_iter=2000)).fit(x, y)
+    register("loan-pipeline", mlflow.sklearn.log_model, pipe, example,
+             skops_trusted_types=skops_types(pipe),
+             signature=mlflow.models.infer_signature(x, pipe.predict_proba(x)))
+    lgbm = train_loan_lightgbm(x, y)
+    cats = example.astype({"purpose": "category", "region": "category"})
+    register("loan-lgbm", mlflow.lightgbm.log_model, lgbm, cats)
+    _log_pyfunc(example)
+    xgb, hgb = train_loan_xgboost(x, y), train_loan_hgb(x, y)
+    register("loan-xgb", mlflow.xgboost.log_model, xgb, cats)
+    register("loan-hgb", mlflow.sklearn.log_model, hgb, cats, skops_trusted_types=skops_types(hgb))
+    return {"loan-pipeline": pipe, "loan-lgbm": lgbm, "loan-pyfunc": LoanScorer(),
+            "loan-xgb": xgb, "loan-hgb": hgb}
+
+
+def train_loan_xgboost(x: pd.DataFrame, y: np.ndarray):
+    """XGBoost with `enable_categorical` on the loan frame's category columns."""
+    from xgboost import XGBClassifier
+
+    cats = x.astype({"purpose": "category", "region": "category"})
+    return XGBClassifier(n_estimators=30, max_depth=3, enable_categorical=True,
+                         tree_method="hist", n_jobs=1, random_state=0).fit(cats, y)
+
+
+def train_loan_hgb(x: pd.DataFrame, y: np.ndarray):
+    """scikit-learn's HistGradientBoosting with categorical features from the dtypes."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    cats = x.astype({"purpose": "category", "region": "category"})
+    return HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=8,
+                                          categorical_features="from_dtype",
+                                          random_state=0).fit(cats, y)
+
+
+def _log_pyfunc(example: pd.DataFrame) -> None:
+    with mlflow.start_run(run_name="loan-pyfunc"):
+        mlflow.pyfunc.log_model(name="model", python_model=LoanScorer(), input_example=example,
+                                registered_model_name="loan-pyfunc", pip_requirements=PIP)

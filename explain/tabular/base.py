@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eaas.explain.columns import Codec
 from eaas.explain.errors import Stop
 from eaas.explain.method import Method
 from eaas.explain.schema import Explanations
+from eaas.explain.source import SourceModel
 from eaas.explain.validation import Params
 
 
@@ -43,13 +45,25 @@ def _binary_margin(values: np.ndarray, base: np.ndarray, margin: np.ndarray, n_c
 
 
 class TabularMethod(Method):
-    """Common frame: the checked (n, features) float array -> Explanations."""
+    """Common frame: the checked (n, features) rows -> Explanations. Rows are floats when every
+    input is a number, else objects holding each value as the model takes it (the mixed input
+    rule); `codec` then codes them for masking and `frame` rebuilds the model's typed frame."""
+
+    def __init__(self, source: SourceModel, background: pd.DataFrame | None) -> None:
+        super().__init__(source, background)
+        cols = source.columns
+        self.codec: Codec | None = Codec(cols) if cols.items and not cols.numeric else None
+
+    def frame(self, rows: np.ndarray) -> pd.DataFrame:
+        """Checked rows -> the DataFrame the model takes, with its dtypes."""
+        if self.codec is not None:
+            return self.codec.frame(rows)
+        return pd.DataFrame(np.asarray(rows, dtype=float), columns=self.source.feature_names)
 
     def explain(self, data: Any, params: Params, stop: Stop | None = None) -> Explanations:
-        rows = np.asarray(data, dtype=float)
-        x = pd.DataFrame(rows, columns=self.source.feature_names)
-        values, base, pred = self._compute(x, params.max_evals, params.seed)
-        n = len(x)
+        rows = np.asarray(data, dtype=float if self.codec is None else object)
+        values, base, pred = self._compute(rows, params.max_evals, params.seed)
+        n = len(rows)
         names = self.source.output_names
         if len(names) != values.shape[1]:  # e.g. a pyfunc without named outputs
             names = [f"output_{i}" for i in range(values.shape[1])]
@@ -64,6 +78,7 @@ class TabularMethod(Method):
 
     @abstractmethod
     def _compute(
-        self, x: pd.DataFrame, max_evals: int, seed: int
+        self, rows: np.ndarray, max_evals: int, seed: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(values (n, k, f), base (n, k), prediction (n, k)) in the method's output space."""
+        """(values (n, k, f), base (n, k), prediction (n, k)) in the method's output space, for
+        checked rows (`frame(rows)` is the model's DataFrame)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eaas.explain.method import Capabilities
-from eaas.explain.tabular.estimators import kernel_shap, row_rng
+from eaas.explain.tabular.estimators import Fn, kernel_shap, row_rng
 from eaas.explain.tabular.sampled import SampledMethod
 
 
@@ -15,5 +15,7 @@ class KernelMethod(SampledMethod):
         inputs="tabular", exact=False, reentrant=True, needs_background=True
     )
 
-    def _row(self, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return kernel_shap(self.fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))
+    def _row(
+        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
+    ) -> np.ndarray:
+        return kernel_shap(fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))

@@ -8,7 +8,7 @@ import shap
 
 from eaas.explain.method import Capabilities
 from eaas.explain.source import SourceModel
-from eaas.explain.tabular.estimators import cluster_masks, partition_shap
+from eaas.explain.tabular.estimators import Fn, cluster_masks, partition_shap
 from eaas.explain.tabular.sampled import SampledMethod
 
 # model rows per call in the partition recursion: shap evaluates 10 masks at a time (1,000 rows
@@ -36,6 +36,8 @@ class PartitionMethod(SampledMethod):
         self.clustering = np.asarray(masker.clustering, dtype=float)
         self.cluster_masks = cluster_masks(self.clustering, self.bg.shape[1])
 
-    def _row(self, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return partition_shap(self.fn, row, self.bg, self.base, fx, max_evals, self.clustering,
+    def _row(
+        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
+    ) -> np.ndarray:
+        return partition_shap(fn, row, self.bg, self.base, fx, max_evals, self.clustering,
                               self.cluster_masks, partition_batch(len(self.bg)))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from eaas.explain.errors import BadRequest
 from eaas.explain.method import Capabilities
-from eaas.explain.tabular.estimators import permutation_shap, row_rng
+from eaas.explain.tabular.estimators import Fn, permutation_shap, row_rng
 from eaas.explain.tabular.sampled import SampledMethod
 
 
@@ -18,15 +17,17 @@ class PermutationMethod(SampledMethod):
     )
 
     def _compute(
-        self, x: pd.DataFrame, max_evals: int, seed: int
+        self, rows: np.ndarray, max_evals: int, seed: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        nf = x.shape[1]
+        nf = len(self.source.feature_names)
         if max_evals < 2 * nf + 1:
             raise BadRequest(
                 f"max_evals: permutation needs at least {2 * nf + 1} for {nf} features",
                 field="max_evals",
             )
-        return super()._compute(x, max_evals, seed)
+        return super()._compute(rows, max_evals, seed)
 
-    def _row(self, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return permutation_shap(self.fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))
+    def _row(
+        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
+    ) -> np.ndarray:
+        return permutation_shap(fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))

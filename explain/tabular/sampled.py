@@ -18,7 +18,7 @@ import pandas as pd
 from eaas.explain.errors import MissingBackground
 from eaas.explain.source import SourceModel
 from eaas.explain.tabular.base import TabularMethod
-from eaas.explain.tabular.estimators import row_rng
+from eaas.explain.tabular.estimators import Fn, row_rng
 
 
 class SampledMethod(TabularMethod):
@@ -31,36 +31,55 @@ class SampledMethod(TabularMethod):
                 f"method '{self.name}' needs background data: pass --background PATH "
                 "or log the model with an input example"
             )
-        self.bg = background.to_numpy(dtype=float)
-        self._array_model = array_model(source, self.bg)
+        cols = source.feature_names
+        if self.codec is None:
+            self.bg = background[cols].to_numpy(dtype=float)
+            vocab = None
+        else:  # masking happens in code space; the model gets typed frames back
+            self.bg, vocab = self.codec.encode(background[cols].to_numpy(dtype=object))
+        self._array_model = array_model(source, self.bg) if self.codec is None else None
+        self.fn = self.model_on(vocab)
         self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
 
-    def fn(self, arr: np.ndarray) -> np.ndarray:
-        """The model on an array of rows: one call per (large) batch, not per coalition."""
-        if self._array_model is not None:
-            m = self._array_model
-            out = m.predict_proba(arr) if self.source.is_classifier else m.predict(arr)
-            return np.asarray(out, dtype=float).reshape(len(arr), -1)
-        frame = pd.DataFrame(arr, columns=self.source.feature_names, copy=False)
-        return self.source.predict_output(frame)
+    def model_on(self, vocab: list[list[str]] | None) -> Fn:
+        """The model on an array of (coded) rows: one call per large batch, not per coalition.
+        `vocab` decodes string/category codes (a call's own: it may hold unseen values)."""
+
+        def fn(arr: np.ndarray) -> np.ndarray:
+            if self._array_model is not None:
+                m = self._array_model
+                out = m.predict_proba(arr) if self.source.is_classifier else m.predict(arr)
+                return np.asarray(out, dtype=float).reshape(len(arr), -1)
+            if self.codec is not None and vocab is not None:
+                return self.source.predict_output(self.codec.decode(arr, vocab))
+            frame = pd.DataFrame(arr, columns=self.source.feature_names, copy=False)
+            return self.source.predict_output(frame)
+
+        return fn
 
     def _compute(
-        self, x: pd.DataFrame, max_evals: int, seed: int
+        self, rows: np.ndarray, max_evals: int, seed: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         row_rng(seed)  # validates the seed before any work (partition draws nothing)
-        arr = x.to_numpy(dtype=float)
-        pred = self.fn(arr)
+        if self.codec is None:
+            arr, fn = np.asarray(rows, dtype=float), self.fn
+        else:
+            arr, vocab = self.codec.encode(rows)
+            fn = self.model_on(vocab)
+        pred = fn(arr)
         n, k = pred.shape
         values = np.empty((n, k, arr.shape[1]))
         for i, row in enumerate(arr):
             # f(x) from the row alone: a batched call may round differently (BLAS blocking),
             # and a row's numbers must not depend on its batch
-            fx = self.fn(row[None, :])[0]
-            values[i] = self._row(row, fx, max_evals, seed)
+            fx = fn(row[None, :])[0]
+            values[i] = self._row(fn, row, fx, max_evals, seed)
         return values, np.broadcast_to(self.base, (n, k)).copy(), pred
 
     @abstractmethod
-    def _row(self, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
+    def _row(
+        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
+    ) -> np.ndarray:
         """(outputs, features) attributions of one row whose model output is `fx`."""
 
 

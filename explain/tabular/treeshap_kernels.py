@@ -14,12 +14,26 @@ K depends only on the leaf, not on x, so it is tabulated once per model over all
 Leaves too deep for the table budget (or with a zero cover fraction) take the same formula
 with elementary symmetric polynomials at run time, O(d^2). Missing values follow each split's
 default child; `mtype` 2 is LightGBM's "None" missing type (NaN is read as 0), 1 its "Zero".
+
+Categorical splits (`mtype` >= CAT_LGBM) read a per-node table of the codes that go LEFT:
+`cat_bits[off]` (int64) holds the number of 64-bit words, the words follow. A code c (the
+float cast to an int, as the libraries do) inside the table goes left iff its bit is set; NaN
+follows the node's default child; a code outside the table (negative, or past the last word)
+goes where its library sends it: right in LightGBM, left in xgboost (its sets go right), the
+default child in scikit-learn's HistGradientBoosting (unknown categories are missing there).
+
+Players: `prepare_tree` merges path splits by `player[node]` (the feature's group, or the
+feature itself), so a leaf's path "features" above are players and phi has one column each.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+CAT_LGBM = 3  # int cast first (-0.5 is category 0); negative or unlisted: right
+CAT_XGB = 4  # negative: left; listed codes go right, so the table holds their complement
+CAT_HGB = 5  # negative, unknown or past the table: the default (missing) child
 
 
 @njit(cache=True)
@@ -58,9 +72,9 @@ def tree_depth(left, right) -> int:
 
 
 @njit(cache=True)
-def prepare_tree(left, right, dflt, feat, thr, mtype, cover, values, dmax):
+def prepare_tree(left, right, dflt, feat, player, thr, mtype, cat, cover, values, dmax):
     """One tree (node 0 the root, leaf where left < 0) -> preorder internal nodes with the slot
-    of their feature on the path, and per leaf its unique path features and cover fractions."""
+    of their player on the path, and per leaf its unique path players and cover fractions."""
     n = len(left)
     k = values.shape[1]
     path_f = np.full((n, dmax), -1, np.int64)
@@ -91,11 +105,11 @@ def prepare_tree(left, right, dflt, feat, thr, mtype, cover, values, dmax):
             path_z[child, :d] = path_z[node, :d]
             slot = d
             for j in range(d):
-                if path_f[node, j] == feat[node]:
+                if path_f[node, j] == player[node]:
                     slot = j
             ratio = cover[child] / cover[node] if cover[node] > 0 else 0.0
             if slot == d:
-                path_f[child, d] = feat[node]
+                path_f[child, d] = player[node]
                 path_z[child, d] = ratio
                 path_d[child] = d + 1
             else:
@@ -106,6 +120,7 @@ def prepare_tree(left, right, dflt, feat, thr, mtype, cover, values, dmax):
     in_feat = np.empty(n_in, np.int64)
     in_thr = np.empty(n_in)
     in_mtype = np.empty(n_in, np.int64)
+    in_cat = np.empty(n_in, np.int64)
     in_dleft = np.empty(n_in, np.bool_)
     in_slot = np.empty(n_in, np.int64)
     in_left = np.empty(n_in, np.int64)
@@ -128,15 +143,16 @@ def prepare_tree(left, right, dflt, feat, thr, mtype, cover, values, dmax):
         in_feat[c] = feat[node]
         in_thr[c] = thr[node]
         in_mtype[c] = mtype[node]
+        in_cat[c] = cat[node]
         in_dleft[c] = dflt[node] == left[node]
         slot = path_d[node]
         for j in range(path_d[node]):
-            if path_f[node, j] == feat[node]:
+            if path_f[node, j] == player[node]:
                 slot = j
         in_slot[c] = slot
         in_left[c] = new_id[left[node]]
         in_right[c] = new_id[right[node]]
-    return (in_feat, in_thr, in_mtype, in_dleft, in_slot, in_left, in_right,
+    return (in_feat, in_thr, in_mtype, in_cat, in_dleft, in_slot, in_left, in_right,
             leaf_d, leaf_feat, leaf_z, leaf_val)
 
 
@@ -177,7 +193,32 @@ def fill_tables(leaf_d, leaf_z, leaf_tab, table, w):
 
 
 @njit(cache=True, nogil=True)
-def _go_left(fv, thr, mtype, dleft):
+def _cat_left(fv, mtype, dleft, off, cat_bits):
+    """A categorical split: is the code of fv in the node's table of left-going codes?"""
+    if np.isnan(fv):
+        return dleft
+    outside = dleft if mtype == CAT_HGB else mtype == CAT_XGB
+    if fv <= -1.0 or (fv < 0.0 and mtype != CAT_LGBM):
+        return outside
+    if fv >= cat_bits[off] * 64.0:
+        return outside
+    c = np.int64(fv)
+    return ((cat_bits[off + 1 + (c >> 6)] >> (c & 63)) & 1) == 1
+
+
+@njit(cache=True, nogil=True)
+def _go_left(fv, thr, mtype, dleft, off, cat_bits):
+    if mtype != 0:  # LightGBM's Zero/None missing types, categorical splits
+        return _other_left(fv, thr, mtype, dleft, off, cat_bits)
+    if np.isnan(fv):
+        return dleft
+    return fv <= thr
+
+
+@njit(cache=True, nogil=True)
+def _other_left(fv, thr, mtype, dleft, off, cat_bits):
+    if mtype >= CAT_LGBM:
+        return _cat_left(fv, mtype, dleft, off, cat_bits)
     if np.isnan(fv):
         if mtype == 2:
             return 0.0 <= thr
@@ -223,8 +264,8 @@ def _leaf_direct(phi_row, d, feats, z, vals, a_mask, w, e, e2):
 
 
 @njit(cache=True, nogil=True)
-def _route(xs, i0, ni, in_feat, in_thr, in_mtype, in_dleft, in_slot, in_left, in_right,
-           viol_in, viol_leaf):
+def _route(xs, i0, ni, in_feat, in_thr, in_mtype, in_cat, cat_bits, in_dleft, in_slot,
+           in_left, in_right, viol_in, viol_leaf):
     """One row through one tree: per leaf, the bits of the path features the row does not
     follow (one comparison per internal node, preorder so parents come first)."""
     viol_in[0] = 0
@@ -232,7 +273,7 @@ def _route(xs, i0, ni, in_feat, in_thr, in_mtype, in_dleft, in_slot, in_left, in
         g = i0 + a
         v = viol_in[a]
         bit = np.int64(1) << in_slot[g]
-        if _go_left(xs[in_feat[g]], in_thr[g], in_mtype[g], in_dleft[g]):
+        if _go_left(xs[in_feat[g]], in_thr[g], in_mtype[g], in_dleft[g], in_cat[g], cat_bits):
             lv, rv = v, v | bit
         else:
             lv, rv = v | bit, v
@@ -274,10 +315,10 @@ def _add_leaves(phi_s, l0, nl, viol_leaf, leaf_d, leaf_feat, leaf_z, leaf_r, lea
 
 
 @njit(cache=True, nogil=True)  # pure: service threads may explain at the same time
-def explain_batch(x, phi, in_start, leaf_start, in_feat, in_thr, in_mtype, in_dleft, in_slot,
-                  in_left, in_right, leaf_d, leaf_feat, leaf_z, leaf_r, leaf_val, leaf_tab,
-                  table, w):
-    """Add every tree's Shapley values for every row of x into phi (rows, features, outputs).
+def explain_batch(x, phi, in_start, leaf_start, in_feat, in_thr, in_mtype, in_cat, cat_bits,
+                  in_dleft, in_slot, in_left, in_right, leaf_d, leaf_feat, leaf_z, leaf_r,
+                  leaf_val, leaf_tab, table, w):
+    """Add every tree's Shapley values for every row of x into phi (rows, players, outputs).
     Trees outside, rows inside: a tree's nodes and tables stay in cache for the whole batch."""
     n_trees = len(in_start) - 1
     max_in, max_leaf = 1, 1
@@ -294,7 +335,7 @@ def explain_batch(x, phi, in_start, leaf_start, in_feat, in_thr, in_mtype, in_dl
         if ni == 0:
             continue  # a stump moves only the base value
         for s in range(x.shape[0]):
-            _route(x[s], i0, ni, in_feat, in_thr, in_mtype, in_dleft, in_slot, in_left,
-                   in_right, viol_in, viol_leaf)
+            _route(x[s], i0, ni, in_feat, in_thr, in_mtype, in_cat, cat_bits, in_dleft,
+                   in_slot, in_left, in_right, viol_in, viol_leaf)
             _add_leaves(phi[s], l0, nl, viol_leaf, leaf_d, leaf_feat, leaf_z, leaf_r,
                         leaf_val, leaf_tab, table, w, e, e2)

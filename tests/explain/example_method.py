@@ -38,9 +38,9 @@ class EnumerationMethod(TabularMethod):
         self.masks = np.array(list(itertools.product([False, True], repeat=n)))  # (2^n, n)
 
     def _compute(
-        self, x: pd.DataFrame, max_evals: int, seed: int
+        self, rows: np.ndarray, max_evals: int, seed: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = x.to_numpy(dtype=float)
+        rows = np.asarray(rows, dtype=float)  # numbers-only models: checked float rows
         n = rows.shape[1]
         pred = self._f(rows)
         values = np.stack([self._row(r, n) for r in rows])  # (rows, outputs, features)

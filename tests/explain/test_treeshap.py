@@ -3,14 +3,12 @@ values of the path-dependent value function, written here independently of its p
 
 from __future__ import annotations
 
-import itertools
-from math import factorial
-
 import numpy as np
 import pytest
 
 from eaas.explain.tabular import treeshap
 from eaas.explain.tabular.treeshap import FastTreeShap
+from tests.fixtures import shapley_by_enumeration
 
 # small forests trained in milliseconds; the first run compiles the numba kernels (~10 s)
 pytestmark = pytest.mark.fast
@@ -26,18 +24,6 @@ def _data(n: int = 400, nan: float = 0.0, seed: int = 0):
     if nan:
         x[rng.random(x.shape) < nan] = np.nan
     return x, y
-
-
-def _shapley(v, n: int) -> np.ndarray:
-    """Shapley values of the set function v by enumerating every coalition."""
-    phi = np.zeros(n)
-    for i in range(n):
-        others = [j for j in range(n) if j != i]
-        for k in range(n):
-            w = factorial(k) * factorial(n - k - 1) / factorial(n)
-            for s in itertools.combinations(others, k):
-                phi[i] += w * (v(frozenset(s) | {i}) - v(frozenset(s)))
-    return phi
 
 
 def _expect(node, x, s, split, children, cover) -> float:
@@ -118,17 +104,17 @@ def test_lightgbm_equals_brute_force_shapley_with_missing_values(small, name):
     assert np.isnan(rows).any() and (rows == 0).any()
     phi, _ = fast.shap_values(rows)
     for i, row in enumerate(rows):
-        ref = _shapley(_lgbm_value(small[name].booster_, row), NF)
+        ref = shapley_by_enumeration(_lgbm_value(small[name].booster_, row), NF)
         assert np.abs(phi[i, :, 0] - ref).max() < 1e-6
 
 
-def test_random_forest_equals_brute_force_shapley(small):
+def test_random_forest_equals_brute_forceshapley_by_enumeration(small):
     fast = FastTreeShap(small["rf"], "sklearn", NF)
     rows = small["xf"][:4]
     phi, base = fast.shap_values(rows)
     for i, row in enumerate(rows):
         v = _sklearn_value(small["rf"], row)
-        ref = _shapley(v, NF)
+        ref = shapley_by_enumeration(v, NF)
         assert np.abs(phi[i, :, 1] - ref).max() < 1e-6
         assert abs(base[1] - v(frozenset())) < 1e-9
 
@@ -169,9 +155,14 @@ def test_equals_native_contributions(kind):
     assert abs(base[0] - native[0, -1]) < 1e-4 * scale
 
 
-def test_categorical_splits_fall_back_to_shap():
+def test_integer_categories_are_read_exactly():
+    """A pandas category of integers (LightGBM codes it by position): the fast path reads the
+    categorical splits and equals LightGBM's own contributions (the full loan-frame cases are in
+    test_categorical_trees.py)."""
     import lightgbm as lgb
     import pandas as pd
+
+    from eaas.explain.tabular.tree_inputs import native_matrix
 
     x, y = _data(300, seed=3)
     df = pd.DataFrame(x, columns=[f"f{i}" for i in range(NF)])
@@ -181,5 +172,8 @@ def test_categorical_splits_fall_back_to_shap():
     model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, min_data_per_group=5,
                                cat_smooth=1).fit(df, y)
     assert "==" in str(model.booster_.dump_model())
-    with pytest.raises(treeshap.NotSupported):
-        FastTreeShap(model, "lightgbm", NF)
+    phi, base = FastTreeShap(model, "lightgbm", NF).shap_values(
+        native_matrix(model, "lightgbm", df))
+    native = model.predict(df, pred_contrib=True)
+    assert np.abs(phi[:, :, 0] - native[:, :-1]).max() < 1e-9
+    assert np.abs(base[0] - native[0, -1]) < 1e-9
