@@ -13,9 +13,17 @@ from eaas.explain import plots
 
 
 def null_missing(record: dict[str, Any]) -> dict[str, Any]:
-    """JSON has no NaN: a missing input value in `data` goes back as null (in place)."""
-    record["data"] = [None if v != v else v for v in record["data"]]  # a string is never NaN
+    """JSON has no NaN: a missing input value in `data` goes back as null (in place); strings,
+    booleans and numbers keep their type (a numpy scalar becomes its Python twin)."""
+    record["data"] = [
+        None if _missing(v) else v.item() if isinstance(v, np.generic) else v
+        for v in record["data"]
+    ]
     return record
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and v != v)
 
 
 def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:

@@ -52,7 +52,10 @@ _PY_TYPES: dict[str, Any] = {
     "strings": list[str],
     "doubles": list[float],
     "matrix": list[list[float]],
-    "data": list[float | None] | list[str],
+    # numbers (null = missing), words, or a mixed-type row's values as the model received them;
+    # bool before int before float before str: pydantic's smart union keeps each value's own
+    # type (no string made a number, no boolean an integer)
+    "data": list[bool | int | float | str | None],
     "double": float,
     "bool": bool,
 }

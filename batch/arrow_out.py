@@ -4,6 +4,10 @@ number: list columns are built from one flat buffer and offsets.
 Profiled on the bench's 100-tree model: turning each row's arrays into Python lists and back
 into Arrow cost about twice the TreeSHAP itself; this path gives the same columns (equal
 values, same types) from the same engine call.
+
+`data` of a mixed-type explainer ("value": strings, categories, booleans beside numbers) is one
+struct per value, `{number, text}` (explain/schema.py `to_typed`); both paths write it from the
+same conversion.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from eaas.explain.schema import COLUMNS, Explanations
+from eaas.explain.schema import COLUMNS, Explanations, to_typed
 
 
 def _lists(flat: pa.Array, n: int, width: int) -> pa.ListArray:
@@ -30,17 +34,38 @@ def _doubles(a: np.ndarray) -> pa.Array:
     return pa.array(np.ascontiguousarray(a, dtype=np.float64).ravel())
 
 
+def is_typed(t: pa.DataType) -> bool:
+    """`data` of a "value" explainer: a list of {number, text} structs."""
+    return pa.types.is_list(t) and pa.types.is_struct(t.value_type)
+
+
+def record_column(items: list, t: pa.DataType) -> pa.Array:
+    """One column from plain records (None: an error row); `data` lists of plain values become
+    their struct form where `t` asks for it."""
+    if is_typed(t):
+        items = [None if d is None else to_typed(list(d)) for d in items]
+    return pa.array(items, type=t)
+
+
+def _data(data: list | np.ndarray, n: int, f: int, t: pa.DataType) -> pa.Array:
+    if is_typed(t):  # plain Python values (float, int, str, bool, None), row by row
+        flat = np.asarray(data, dtype=object).reshape(n * f).tolist()
+        return _lists(pa.array(to_typed(flat), t.value_type), n, f)
+    return _lists(_doubles(np.asarray(data, dtype=np.float64).reshape(n, f)), n, f)
+
+
 def explanation_columns(exp: Explanations, fields: list[pa.Field]) -> list[pa.Array] | None:
     """The Explanation columns, typed as `fields` (in COLUMNS order), or None where the rows do
     not share one shape (text: each row has its own words), left to the per-row path."""
-    values = exp.dense_values() if isinstance(exp.data, np.ndarray) else None  # tabular only
+    by_name = {fd.name: fd for fd in fields}
+    typed = is_typed(by_name["data"].type)  # tabular: an array (numbers) or rows of values
+    values = exp.dense_values() if typed or isinstance(exp.data, np.ndarray) else None
     if values is None:
         return None
     n, k, f = values.shape
     first = exp.features[0]
     if any(row is not first and list(row) != list(first) for row in exp.features):
         return None
-    data = np.asarray(exp.data, dtype=np.float64).reshape(n, f)
     cut = np.asarray(exp.truncated or [False] * n, dtype=bool)
     cols = {
         "output_names": _repeated(list(exp.output_names), n),
@@ -48,9 +73,8 @@ def explanation_columns(exp: Explanations, fields: list[pa.Field]) -> list[pa.Ar
         "base_values": _lists(_doubles(exp.base_values), n, k),
         "values": _lists(_lists(_doubles(values), n * k, f), n, k),
         "features": _repeated(list(first), n),
-        "data": _lists(_doubles(data), n, f),
+        "data": _data(exp.data, n, f, by_name["data"].type),
         "additivity_error": _doubles(exp.additivity_errors()),
         "truncated": pa.array(cut),
     }
-    by_name = {fd.name: fd for fd in fields}
     return [cols[c].cast(by_name[c].type) for c in COLUMNS]

@@ -15,7 +15,7 @@ from eaas.batch.spark_types import output_schema
 from eaas.batch.worker import WorkerSpec, make_mapper
 from eaas.explain.config import ExplainerConfig
 from eaas.explain.errors import BadRequest, InvalidInput
-from eaas.explain.inputs import InputRule, rule_for
+from eaas.explain.inputs import InputRule
 from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, tracking_uri
 from eaas.explain.schema import COLUMNS
 from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS, CoreSettings
@@ -51,7 +51,8 @@ class ExplainerInfo:
 
     @property
     def inputs(self) -> InputRule:
-        return rule_for(self.config.kind, self.config.features)
+        """The explainer's input rule, from its config (mixed-type columns included)."""
+        return self.config.inputs
 
     def params(self, **given: Any) -> dict[str, Any]:
         """The given parameters that apply to this explainer (long_text only where the input

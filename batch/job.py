@@ -27,9 +27,11 @@ from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS, CoreSettings
 FORMATS = ("parquet", "csv")
 # Parquet dictionaries pay off for repeated strings (features, output_names) but not for the
 # double lists, whose values rarely repeat: off for those, the JVM's Parquet write cost about
-# halves (50k tree rows: 0.4-0.8 CPU s less of ~5 s for explain + write; files 13% larger)
+# halves (50k tree rows: 0.4-0.8 CPU s less of ~5 s for explain + write; files 13% larger).
+# Mixed-type `data` (a struct per value) keeps the dictionary for its strings (categories).
 NO_DICTIONARY = ("values.list.element.list.element", "data.list.element",
-                 "prediction.list.element", "base_values.list.element")  # fmt: skip
+                 "data.list.element.number", "prediction.list.element",
+                 "base_values.list.element")  # fmt: skip
 
 
 @dataclass

@@ -16,9 +16,19 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from eaas.explain.schema import FIELDS
+from eaas.explain.schema import FIELDS, VALUE_FIELDS
 
 STATUS_FIELDS = [StructField("status", StringType(), False), StructField("error", StringType())]
+# one "value" of a mixed-type row: a number (a boolean as 1.0/0.0) or a string, both null when
+# missing (explain/schema.py `to_typed`/`from_typed`)
+VALUE_TYPE = StructType(
+    [StructField(n, t) for n, t in zip(VALUE_FIELDS, (DoubleType(), StringType()), strict=True)]
+)
+
+
+def data_element(data_type: str) -> DataType:
+    """The type of one item of `data`: "double", "string" or "value" (the struct)."""
+    return {"double": DoubleType(), "string": StringType(), "value": VALUE_TYPE}[data_type]
 
 
 def _spark_type(logical: str, data_type: str) -> DataType:
@@ -27,7 +37,7 @@ def _spark_type(logical: str, data_type: str) -> DataType:
         "strings": ArrayType(txt),
         "doubles": ArrayType(dbl),
         "matrix": ArrayType(ArrayType(dbl)),
-        "data": ArrayType(txt if data_type == "string" else dbl),
+        "data": ArrayType(data_element(data_type)),
         "double": dbl,
         "bool": BooleanType(),
     }[logical]
@@ -35,13 +45,11 @@ def _spark_type(logical: str, data_type: str) -> DataType:
 
 def explanation_fields(data_type: str) -> list[StructField]:
     """The Explanation (explain/schema.py's field table) as typed Spark columns, null on error
-    rows; `data` holds the input rule's `data_type` ("double" | "string")."""
+    rows; `data` holds the input rule's `data_type` ("double" | "string" | "value")."""
     return [StructField(f.name, _spark_type(f.type, data_type)) for f in FIELDS]
 
 
-def output_schema(
-    input_schema: StructType, id_cols: Sequence[str], data_type: str
-) -> StructType:
+def output_schema(input_schema: StructType, id_cols: Sequence[str], data_type: str) -> StructType:
     """Id columns exactly as in the input, then the Explanation, then status and error."""
     ids = [input_schema[c] for c in id_cols]
     return StructType(ids + explanation_fields(data_type) + STATUS_FIELDS)

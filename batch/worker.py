@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from eaas.batch.arrow_out import explanation_columns
+from eaas.batch.arrow_out import explanation_columns, record_column
 from eaas.batch.spark_types import arrow_fields
 from eaas.explain.engine import Checked, Engine
 from eaas.explain.errors import one_line
@@ -112,7 +112,7 @@ def _whole(engine: Engine, checked: Checked, fields: list[pa.Field]) -> list[pa.
 def _from_records(exp: Explanations, fields: list[pa.Field]) -> list[pa.Array]:
     """Rows that do not share one shape (text: each its own words), via plain records."""
     records = exp.to_records()
-    return [pa.array([r[f.name] for r in records], type=f.type) for f in fields]
+    return [record_column([r[f.name] for r in records], f.type) for f in fields]
 
 
 def _by_rows(
@@ -131,7 +131,7 @@ def _by_rows(
             continue
         for c in COLUMNS:
             cols[c][i] = res[c]
-    return [pa.array(cols[f.name], type=f.type) for f in fields]
+    return [record_column(cols[f.name], f.type) for f in fields]
 
 
 def make_mapper(

@@ -4,8 +4,10 @@ explanation (`verify`) and `export` a model's explanations to Parquet.
 Both read the store the service writes (same settings: EAAS_STORE_URL or EAAS_HOME). `verify`
 loads the exact explainer version from the registry and recomputes with the stored input and
 parameters (seed included) through the engine's one rule (`check`, then `explain_records`);
-identical means equal to the last bit, field by field. Command-line only: the REST adapter
-never imports this module.
+identical means equal to the last bit, field by field. Where only the input's SHA-256 was kept,
+a tabular explanation is replayed from its own `features` and `data` when they hash to it.
+`export` writes mixed-type `data` in its struct form (explain/schema.py `to_typed`).
+Command-line only: the REST adapter never imports this module.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from eaas.explain.engine import Engine
 from eaas.explain.errors import BadRequest, NotFound
 from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import configure
-from eaas.explain.schema import COLUMNS
+from eaas.explain.schema import COLUMNS, from_typed, to_typed
 
 
 @dataclass
@@ -38,11 +40,13 @@ class Verdict:
     explainer_uri: str
     identical: bool
     differences: list[str] = field(default_factory=list)
+    rebuilt: bool = False  # the input was not stored: rebuilt from the explanation, same SHA-256
 
     def summary(self) -> str:
+        how = " (input rebuilt from its features and data, SHA-256 equal)" if self.rebuilt else ""
         if self.identical:
-            return f"identical: {self.id} recomputed with {self.explainer_uri}"
-        return f"DIFFERENT: {self.id} recomputed with {self.explainer_uri}: " + "; ".join(
+            return f"identical: {self.id} recomputed with {self.explainer_uri}{how}"
+        return f"DIFFERENT: {self.id} recomputed with {self.explainer_uri}{how}: " + "; ".join(
             self.differences
         )
 
@@ -94,18 +98,33 @@ def verify(id_: str, url: str | None = None) -> Verdict:
     rec = _fetch(url, lambda store: store.get(id_))
     if rec is None:
         raise NotFound(f"no stored explanation with id '{id_}'")
-    if rec["input"] is None:
-        raise BadRequest(
-            "input: only its SHA-256 was stored (EAAS_STORE_INPUTS=false); cannot replay",
-            field="input",
-        )
-    if input_digest(rec["input"]) != rec["input_sha256"]:
-        raise BadRequest("input: does not match its stored SHA-256", field="input")
+    instance, rebuilt = replay_input(rec)
     e = rec["explainer"]
     uri = f"models:/{e['name']}/{e['version']}"
-    got = recompute(load_engine(uri), rec["input"], rec["parameters"])
+    got = recompute(load_engine(uri), instance, rec["parameters"])
     diffs = compare(rec["explanation"], got)
-    return Verdict(id_, uri, not diffs, diffs)
+    return Verdict(id_, uri, not diffs, diffs, rebuilt)
+
+
+def replay_input(rec: dict[str, Any]) -> tuple[Any, bool]:
+    """The instance to replay, and whether it was rebuilt: the stored input; else, for a tabular
+    explanation, the row its `features` and `data` hold (each value's type kept: strings stay
+    strings), only when its SHA-256 is the stored one, i.e. provably the input that was sent."""
+    if rec["input"] is not None:
+        if input_digest(rec["input"]) != rec["input_sha256"]:
+            raise BadRequest("input: does not match its stored SHA-256", field="input")
+        return rec["input"], False
+    exp = rec["explanation"]
+    feats, data = list(exp.get("features") or []), from_typed(exp.get("data"))
+    if feats and feats != data and len(feats) == len(data):  # words: the text is not rebuilt
+        row = dict(zip(feats, data, strict=True))
+        if input_digest(row) == rec["input_sha256"]:
+            return row, True
+    raise BadRequest(
+        "input: only its SHA-256 was stored (EAAS_STORE_INPUTS=false) and the explanation's "
+        "values do not rebuild it; cannot replay",
+        field="input",
+    )
 
 
 def export(
@@ -139,9 +158,28 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     cols = [*_META, *COLUMNS]
     frame = pd.DataFrame(rows, columns=cols)
+    frame["data"] = pd.Series(typed_data(frame["data"].tolist()), index=frame.index, dtype=object)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")
     frame.to_parquet(out, index=False)
     return len(frame)
+
+
+def typed_data(rows: list[Any]) -> list[Any]:
+    """One Parquet type for the `data` column: numbers (null = missing) or words as they are;
+    rows that mix strings, booleans and numbers (mixed-type explainers), and with them every
+    row, in the struct form (explain/schema.py `to_typed`; read back with `from_typed`)."""
+    kinds = {_kind(v) for d in rows if d is not None for v in d}
+    if kinds <= {"number", None} or kinds <= {"text"}:
+        return rows
+    return [None if d is None else to_typed(list(d)) for d in rows]
+
+
+def _kind(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return "text"
+    return "bool" if isinstance(v, bool) else "number"
 
 
 _META = ["id", "created_at", "request_id", "model_name", "model_version", "explainer_name",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: servers and Spark workers have no display
@@ -11,7 +14,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from eaas.explain.schema import from_typed  # noqa: E402
+
 POS, NEG = "#d62728", "#1f77b4"  # shap's convention: red raises the output, blue lowers it
+MAX_LABEL = 25  # characters of a string value in a bar's label
 
 
 def space_label(space: str) -> str:
@@ -75,14 +81,27 @@ def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 1
 
 
 def _labels(row: pd.Series) -> list[str]:
-    feats, data = list(row["features"]), list(row["data"])
+    feats, data = list(row["features"]), from_typed(row["data"])
     if feats == data:  # text: the token is its own value
         return [f"{f!r}" if len(f) < 30 else f"{f[:27]!r}..." for f in feats]
-    return [f"{f} = {_fmt(d)}" for f, d in zip(feats, data, strict=True)]
+    return [f"{f} = {format_value(d, MAX_LABEL)}" for f, d in zip(feats, data, strict=True)]
 
 
-def _fmt(v: object) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def format_value(v: Any, width: int | None = None) -> str:
+    """One input value as a reader sees it: `missing` for None/NaN, numbers compact (52000,
+    0.1235, 1.5e+15), strings as they are (cut to `width` characters with an ellipsis)."""
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return "missing"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        x = float(v)
+        text = f"{x:.4g}"
+        if "e+" in text and abs(x) < 1e12:  # a big number: its digits, not an exponent
+            text = f"{x:.0f}"
+        return text
+    text = str(v)
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def close(fig: Figure) -> None:

@@ -6,7 +6,7 @@ The Python API behind `eaas report`; the command only parses flags and prints th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
 from eaas.explain.settings import CoreSettings
 from eaas.reports import aggregate as agg
+from eaas.reports import categories as cats
 from eaas.reports import figures as figs
 from eaas.reports.html import Content, render
 from eaas.reports.inputs import (
@@ -42,6 +43,7 @@ class ReportResult:
     report_uri: str
     output_dir: Path
     importances: dict[str, dict[str, float]]
+    categories: dict = field(default_factory=dict)  # categories.json (empty: no such inputs)
 
     @property
     def report_path(self) -> Path:
@@ -74,12 +76,13 @@ def build_report(
     use_experiment(EXPERIMENT)
     src = target.source
     with mlflow.start_run(run_name=f"report {src.name} v{src.version}") as run:
-        imp = _write(out_dir, target, cfg, inp, cmp, run.info.run_id, words or agg.WordOptions())
+        imp, found = _write(out_dir, target, cfg, inp, cmp, run.info.run_id,
+                           words or agg.WordOptions())  # fmt: skip
         _log_run(target, inp, compare)
         mlflow.log_artifacts(str(out_dir))
         uri = mlflow.get_artifact_uri("report.html")
     attach(client, src, run.info.run_id, uri)
-    return ReportResult(run.info.run_id, uri, out_dir, agg.importance_json(imp))
+    return ReportResult(run.info.run_id, uri, out_dir, agg.importance_json(imp), found)
 
 
 def _output_dir(output: str | Path | None, target: ExplainerTarget) -> Path:
@@ -117,8 +120,9 @@ def _write(
     cmp: dict | None,
     run_id: str,
     words: agg.WordOptions,
-) -> dict[str, pd.Series]:
-    """Every file of the report into `out_dir`; returns the global importances."""
+) -> tuple[dict[str, pd.Series], dict]:
+    """Every file of the report into `out_dir`; returns the global importances and the
+    category tables' JSON."""
     ok = inp.ok
     by_word = not cfg.inputs.fixed_features  # each row its own words (text)
     if by_word:  # case-folded words with a minimum count, stop-words not ranked
@@ -141,6 +145,7 @@ def _write(
         content.tokens = _tokens(out_dir, cfg, ok, content.figures, shown, words)
         content.push_labels = {o: agg.push_labels(cfg.output_names, o) for o in shown}
         content.examples = _examples(ok, cfg)
+    found = _categories(out_dir, cfg, ok, content)
     if cmp:
         content.compare = cmp
         content.figures["compare"] = _compare_figures(out_dir, cmp)
@@ -149,7 +154,20 @@ def _write(
             json.dumps({"rows": cmp["rows"], "other": cmp["label"], **both}, indent=1)
         )
     (out_dir / "report.html").write_text(render(content), encoding="utf-8")
-    return imp
+    return imp, found
+
+
+def _categories(out_dir: Path, cfg: ExplainerConfig, ok: pd.DataFrame, content: Content) -> dict:
+    """A table per string/category input (categories.json, the page's section); {} if none."""
+    tables = cats.category_tables(ok, cfg)
+    if not tables:
+        return {}
+    main = cats.main_output(cfg)
+    content.categories, content.category_output = tables, main
+    content.push_labels.setdefault(main, agg.push_labels(cfg.output_names, main))
+    found = cats.categories_json(tables, list(cfg.output_names), main)
+    (out_dir / "categories.json").write_text(json.dumps(found, indent=1))
+    return found
 
 
 def _figures(

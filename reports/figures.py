@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 
 from eaas.explain import plots
 from eaas.explain.plots import NEG, POS, plt
+from eaas.reports.values import numeric_matrix
 
 OTHER = "#7f7f7f"
 
@@ -33,14 +35,20 @@ def importance_bar(imp: pd.Series, output: str, space: str, title: str) -> Figur
 def beeswarm(
     frame: pd.DataFrame, output: int, features: list[str], title: str, space: str, output_name: str
 ) -> Figure:
-    """shap's beeswarm for one output, from the stored arrays (tabular rows share features)."""
+    """shap's beeswarm for one output, from the stored arrays (tabular rows share features).
+
+    Dots are coloured by the feature's value where it is a number (a boolean as 1/0); string
+    and category values, like missing ones, have no order to colour by: shap draws them grey
+    (their effect per value is in the report's category tables)."""
     values = np.array([np.asarray(v[output], dtype=float) for v in frame["values"]])
-    data = np.array([np.asarray(d, dtype=float) for d in frame["data"]])
+    data = numeric_matrix(frame)
     exp = shap.Explanation(values=values, data=data, feature_names=features)
     plt.figure()  # beeswarm draws on the current figure
-    shap.plots.beeswarm(
-        exp, max_display=15, show=False, plot_size=(8, 0.4 * min(15, len(features)) + 1.8)
-    )
+    with warnings.catch_warnings():  # a column with no number to colour by is all NaN
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        shap.plots.beeswarm(
+            exp, max_display=15, show=False, plot_size=(8, 0.4 * min(15, len(features)) + 1.8)
+        )
     fig = plt.gcf()
     fig.axes[0].set_title(title, fontsize=11)
     fig.axes[0].set_xlabel(f"SHAP value ({plots.space_label(space)} of '{output_name}')")

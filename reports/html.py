@@ -9,11 +9,18 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from eaas.explain.plots import NEG, POS, space_label
+from eaas.reports.categories import MISSING, mean_column
 
 TOP = 15
+MAX_VALUES = 20  # category values listed per input; more: the ends (categories.json has all)
+GREY = (
+    " String and category inputs are grey: their values have no order to colour by (see"
+    " <a href='#categories'>the category tables</a>)."
+)
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
 background:#f6f7f9}
@@ -52,6 +59,10 @@ class Content:
     examples: list[dict[str, Any]] = field(default_factory=list)
     compare: dict[str, Any] | None = None
     push_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # string/category inputs: per value, rows and mean SHAP (reports/categories.py), sorted by
+    # `category_output`
+    categories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    category_output: str = ""
 
 
 def _img(c: Content, caption: str, name: str) -> str:
@@ -112,13 +123,57 @@ def _importance(c: Content) -> str:
         parts.append(_table(top.head(TOP), cols, {"mean |SHAP|", "rank"}) + "</div>")
     parts.append("</div>" + _figs(c, "importance"))
     if c.player == "feature":
+        grey = GREY if c.categories else ""
         parts += [
             "<h3>Summary (beeswarm)</h3>",
             "<p>One dot per row: position is the SHAP "
-            "value, colour the feature's value (red high, blue low).</p>",
+            f"value, colour the feature's value (red high, blue low).{grey}</p>",
             _figs(c, "beeswarm"),
         ]
     return "".join(parts) + "</section>"
+
+
+def _categories(c: Content) -> str:
+    """A table per string/category input: which values push the main output up or down."""
+    if not c.categories:
+        return ""
+    main = c.category_output
+    up, down = c.push_labels.get(main, ("pushes up", "pushes down"))
+    space = escape(space_label(c.provenance["explainer"]["output_space"]))
+    parts = [
+        "<section id='categories'><h2>Categories</h2>",
+        f"<p>Per value of each string or category input: the explained rows holding it and "
+        f"the input's mean SHAP value for output '{escape(main)}' ({space}), largest first. "
+        f"<span class='up'>Positive: {escape(up)}</span>; <span class='down'>negative: "
+        f"{escape(down)}</span>. A missing value is its own row, {MISSING}. Every value and "
+        "output: <code>categories.json</code>.</p>",
+    ]
+    for col, table in c.categories.items():
+        shown, note = _ends(table)
+        parts.append(f"<h3>'{escape(col)}'</h3>{note}")
+        cols = {"value": "value", "rows": "rows"}
+        cols.update({n: n for n in _mean_columns(table, mean_column(main))})
+        shown = shown.assign(value=[MISSING if v is None else v for v in shown["value"]])
+        parts.append(_table(shown, cols, set(cols) - {"value"}))
+    return "".join(parts) + "</section>"
+
+
+def _mean_columns(table: pd.DataFrame, main: str) -> list[str]:
+    """The main output's mean first; the others unless one mirrors it (two classes)."""
+    others = [n for n in table.columns[2:] if n != main]
+    if len(others) == 1 and np.allclose(table[others[0]], -table[main], atol=1e-9):
+        return [main]
+    return [main, *others][:4]  # a page width; categories.json has every output
+
+
+def _ends(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """All values, or the MAX_VALUES // 2 at each end (pushing most either way) and a note."""
+    if len(table) <= MAX_VALUES:
+        return table, ""
+    half = MAX_VALUES // 2
+    note = (f"<p>{len(table)} values; shown: the {half} with the largest and the {half} with "
+            "the smallest mean.</p>")  # fmt: skip
+    return pd.concat([table.head(half), table.tail(half)]), note
 
 
 def _tokens(c: Content) -> str:
@@ -249,6 +304,7 @@ def render(c: Content) -> str:
         [
             f"<h1>{escape(c.title)}</h1><p class='sub'>{escape(sub)}</p>",
             _importance(c),
+            _categories(c),
             _tokens(c),
             "<section><h2>Prediction distribution</h2>",
             _figs(c, "predictions"),

@@ -18,6 +18,7 @@ from eaas.explain.errors import BadRequest, InvalidInput, one_line
 from eaas.explain.isolate import batch_else_rows
 from eaas.explain.pyfunc import load_explainer
 from eaas.explain.schema import COLUMNS
+from eaas.reports.values import explained_values, is_mixed, rows_of, typed_frame
 
 MAX_ERRORS_LISTED = 20
 
@@ -121,17 +122,15 @@ def _check_rows(inp: ReportInput, config: ExplainerConfig) -> ReportInput:
 
 
 def model_inputs(frame: pd.DataFrame, config: ExplainerConfig) -> pd.DataFrame:
-    """The explainer's input columns; from the rows' own `features`/`data` when not kept."""
+    """The explainer's input columns; from the rows' own `features`/`data` when not kept. A
+    mixed-type explainer's columns are typed as it declares them (strings stay strings)."""
     cols = config.features
     if all(c in frame.columns for c in cols):
-        return frame[cols].reset_index(drop=True)
+        kept = frame[cols].reset_index(drop=True)
+        return typed_frame(kept, config) if is_mixed(config) else kept
     if not config.inputs.fixed_features:  # words, rejoined: close to the text, not identical
-        return pd.DataFrame({cols[0]: [" ".join(map(str, d)) for d in frame["data"]]})
-    rows = [
-        dict(zip(map(str, f), map(float, d), strict=True))
-        for f, d in zip(frame["features"], frame["data"], strict=True)
-    ]
-    return pd.DataFrame(rows, columns=cols)
+        return pd.DataFrame({cols[0]: [" ".join(map(str, d)) for d in rows_of(frame)]})
+    return explained_values(frame, config)
 
 
 def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

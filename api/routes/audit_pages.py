@@ -35,8 +35,6 @@ def _record(request: Request, id_: str) -> dict[str, Any]:
     return read_one(explanation_store(request), id_)
 
 
-
-
 @router.get("/explanations/{id}/chart.png")
 def chart(id: str, request: Request) -> Response:
     rec = _record(request, id)
@@ -92,7 +90,7 @@ def _inputs_table(rec: dict[str, Any], o: int) -> str:
     rows = []
     for j, (f, d) in enumerate(zip(exp["features"], exp["data"], strict=True)):
         cells = "".join(f"<td class='num'>{v[j]:+.4g}</td>" for v in exp["values"])
-        rows.append(f"<tr><td>{escape(str(f))}</td><td>{escape(str(d))}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{escape(str(f))}</td><td>{_value(d)}</td>{cells}</tr>")
     note = ""
     if not rec["input_stored"]:
         note = "<p class='meta'>The raw input was not stored (EAAS_STORE_INPUTS=false); the "
@@ -100,6 +98,16 @@ def _inputs_table(rec: dict[str, Any], o: int) -> str:
     elif isinstance(rec["input"], str):
         note = f"<p class='meta'>Input text: {escape(rec['input'])}</p>"
     return f"{note}<table class='inputs'>{head}{''.join(rows)}</table>"
+
+
+def _value(v: Any) -> str:
+    """An input value as text, escaped: as it was received (a string as written, a number in
+    full, true/false); a missing one says so."""
+    if v is None:
+        return "<span class='meta'>missing</span>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return escape(str(v))
 
 
 def latest_block(store: ExplanationStore | None, name: str, version: str) -> str:
