@@ -53,6 +53,19 @@ def masked_values(fn: Fn, x: np.ndarray, masks: np.ndarray, bg: np.ndarray) -> n
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+def with_top(fn: Fn, x: np.ndarray, masks: np.ndarray, bg: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(v(S) for every mask, f(x)): the all-on coalition is evaluated in the same model call as
+    the row's first masks, so f(x) costs no call of its own (a pipeline's per-call overhead is
+    ~4 ms) and its rounding depends on the row alone, never on the rows explained beside it."""
+    out = masked_values(fn, x, np.vstack([np.ones((1, len(x)), dtype=bool), masks]), bg)
+    return out[1:], out[0]
+
+
+def masks_none(nf: int) -> np.ndarray:
+    return np.zeros((0, nf), dtype=bool)
+
+
 def permutation_masks(rng: np.random.Generator, nf: int, max_evals: int):
     """Permutations and the masks their forward and backward walks pass through (endpoints left
     out: all off is E[f], all on is f(x))."""
@@ -65,15 +78,16 @@ def permutation_masks(rng: np.random.Generator, nf: int, max_evals: int):
     return perms, np.concatenate([fwd, ~fwd], axis=1).reshape(-1, nf)
 
 
-def permutation_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: np.ndarray,
+def permutation_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray,
                      max_evals: int, rng: np.random.Generator) -> np.ndarray:
     """(outputs, features) permutation estimate for one row."""
     nf = x.shape[0]
-    if nf == 1:
+    perms, masks = permutation_masks(rng, nf, max_evals) if nf > 1 else (None, masks_none(nf))
+    v, fx = with_top(fn, x, masks, bg)
+    if perms is None:
         return (fx - base)[:, None]
-    perms, masks = permutation_masks(rng, nf, max_evals)
     n_perm = len(perms)
-    v = masked_values(fn, x, masks, bg).reshape(n_perm, 2, nf - 1, -1)
+    v = v.reshape(n_perm, 2, nf - 1, -1)
     ends = np.broadcast_to(base, (n_perm, 1, len(base)))
     tops = np.broadcast_to(fx, (n_perm, 1, len(fx)))
     fwd = np.diff(np.concatenate([ends, v[:, 0], tops], axis=1), axis=1)  # on-steps
@@ -165,17 +179,19 @@ def _combinations(n: int, k: int):
     return combinations(range(n), k)
 
 
-def kernel_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray, fx: np.ndarray,
+def kernel_shap(fn: Fn, x: np.ndarray, bg: np.ndarray, base: np.ndarray,
                 max_evals: int, rng: np.random.Generator) -> np.ndarray:
     """(outputs, features) Kernel SHAP for one row, constrained to sum to f(x) - E[f]."""
     nf = x.shape[0]
+    masks, w = kernel_masks(rng, nf, min(max_evals, 2**nf) - 2) if nf > 1 else (
+        masks_none(nf), np.zeros(0))
+    v, fx = with_top(fn, x, masks, bg)
     total = fx - base
     if nf == 1:
         return total[:, None]
-    masks, w = kernel_masks(rng, nf, min(max_evals, 2**nf) - 2)
     if len(masks) == 0:
         return np.tile(total[:, None] / nf, (1, nf))
-    y = masked_values(fn, x, masks, bg) - base  # (m, outputs)
+    y = v - base  # (m, outputs)
     z = masks.astype(float)
     # eliminate the last feature: phi_last = total - sum(others)
     a = z[:, :-1] - z[:, -1:]

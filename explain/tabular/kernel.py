@@ -15,7 +15,5 @@ class KernelMethod(SampledMethod):
         inputs="tabular", exact=False, reentrant=True, needs_background=True
     )
 
-    def _row(
-        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
-    ) -> np.ndarray:
-        return kernel_shap(fn, row, self.bg, self.base, fx, max_evals, row_rng(seed))
+    def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
+        return kernel_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed))

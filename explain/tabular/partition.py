@@ -36,8 +36,7 @@ class PartitionMethod(SampledMethod):
         self.clustering = np.asarray(masker.clustering, dtype=float)
         self.cluster_masks = cluster_masks(self.clustering, self.bg.shape[1])
 
-    def _row(
-        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
-    ) -> np.ndarray:
+    def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
+        fx = fn(row[None, :])[0]  # the recursion starts from f(x): a call of its own
         return partition_shap(fn, row, self.bg, self.base, fx, max_evals, self.clustering,
                               self.cluster_masks, partition_batch(len(self.bg)))

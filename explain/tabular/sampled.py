@@ -70,17 +70,14 @@ class SampledMethod(TabularMethod):
         n, k = pred.shape
         values = np.empty((n, k, arr.shape[1]))
         for i, row in enumerate(arr):
-            # f(x) from the row alone: a batched call may round differently (BLAS blocking),
-            # and a row's numbers must not depend on its batch
-            fx = fn(row[None, :])[0]
-            values[i] = self._row(fn, row, fx, max_evals, seed)
+            values[i] = self._row(fn, row, max_evals, seed)
         return values, np.broadcast_to(self.base, (n, k)).copy(), pred
 
     @abstractmethod
-    def _row(
-        self, fn: Fn, row: np.ndarray, fx: np.ndarray, max_evals: int, seed: int
-    ) -> np.ndarray:
-        """(outputs, features) attributions of one row whose model output is `fx`."""
+    def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
+        """(outputs, features) attributions of one row, adding up to f(row) - base; f(row) is
+        measured from the row alone (a batched call may round differently, BLAS blocking, and
+        a row's numbers must not depend on its batch)."""
 
 
 def array_model(source: SourceModel, bg: np.ndarray) -> Any:
