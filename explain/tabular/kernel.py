@@ -16,4 +16,5 @@ class KernelMethod(SampledMethod):
     )
 
     def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return kernel_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed))
+        return kernel_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed),
+                           self.rows_per_call)

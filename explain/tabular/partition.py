@@ -39,4 +39,5 @@ class PartitionMethod(SampledMethod):
     def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
         fx = fn(row[None, :])[0]  # the recursion starts from f(x): a call of its own
         return partition_shap(fn, row, self.bg, self.base, fx, max_evals, self.clustering,
-                              self.cluster_masks, partition_batch(len(self.bg)))
+                              self.cluster_masks, partition_batch(len(self.bg)),
+                              self.rows_per_call)

@@ -28,4 +28,5 @@ class PermutationMethod(SampledMethod):
         return super()._compute(rows, max_evals, seed)
 
     def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return permutation_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed))
+        return permutation_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed),
+                                self.rows_per_call)

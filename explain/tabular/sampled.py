@@ -18,7 +18,7 @@ import pandas as pd
 from eaas.explain.errors import MissingBackground
 from eaas.explain.source import SourceModel
 from eaas.explain.tabular.base import TabularMethod
-from eaas.explain.tabular.estimators import Fn, row_rng
+from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, row_rng
 
 
 class SampledMethod(TabularMethod):
@@ -38,6 +38,8 @@ class SampledMethod(TabularMethod):
         else:  # masking happens in code space; the model gets typed frames back
             self.bg, vocab = self.codec.encode(background[cols].to_numpy(dtype=object))
         self._array_model = array_model(source, self.bg) if self.codec is None else None
+        # typed frames cost more per call than arrays: fewer, larger calls (estimators.py)
+        self.rows_per_call = MAX_ROWS_PER_CALL * (1 if self.codec is None else 4)
         self.fn = self.model_on(vocab)
         self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
 
