@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eaas.explain.columns import CODED, NUMERIC, is_missing
+from eaas.explain.columns import CODED, NUMERIC, Codec, Columns, is_missing
 from eaas.explain.config import ExplainerConfig
 from eaas.explain.schema import from_typed
 
@@ -45,32 +45,16 @@ def is_mixed(config: ExplainerConfig) -> bool:
 
 
 def typed_frame(rows: pd.DataFrame, config: ExplainerConfig) -> pd.DataFrame:
-    """Each column as a mixed-type explainer declares it; floats otherwise (numbers only)."""
-    declared = {c["name"]: c for c in config.columns} if is_mixed(config) else {}
+    """Each column as a mixed-type explainer declares it (the core's Codec: the same dtypes
+    the model was given; numbers read back as floats become integers or booleans again);
+    floats otherwise (numbers only)."""
+    if is_mixed(config):
+        cols = Columns.from_dicts(config.columns)
+        return Codec(cols).frame(rows[cols.names].to_numpy(dtype=object))
     return pd.DataFrame(
-        {name: _column(rows[name].tolist(), declared.get(name)) for name in rows.columns},
-        columns=list(rows.columns),
+        {n: [np.nan if is_missing(v) else float(v) for v in rows[n]] for n in rows.columns},
+        columns=list(rows.columns), dtype=float,
     )
-
-
-def _column(values: list[Any], col: dict[str, Any] | None) -> Any:
-    """One column's values (plain, a number possibly read back as a float) -> its dtype."""
-    kind = col["type"] if col else "number"
-    gap = [is_missing(v) for v in values]
-    if kind in CODED:
-        vals = [None if m else str(v) for v, m in zip(values, gap, strict=True)]
-        if kind == "category":  # declared values first, then any seen only here
-            known = [str(c) for c in (col or {}).get("categories", [])]
-            seen = [v for v in vals if v is not None]
-            return pd.Categorical(vals, categories=list(dict.fromkeys([*known, *seen])))
-        return pd.Series(vals, dtype=object)  # pandas would make it `str`, None as NaN
-    if kind == "integer":  # pandas' nullable dtype keeps the type and the gap
-        ints = [None if m else int(v) for v, m in zip(values, gap, strict=True)]
-        return pd.array(ints, "Int64") if any(gap) else np.array(ints, dtype=np.int64)
-    if kind == "boolean":
-        flags = [None if m else bool(v) for v, m in zip(values, gap, strict=True)]
-        return pd.array(flags, "boolean") if any(gap) else np.array(flags, dtype=bool)
-    return np.array([np.nan if m else float(v) for v, m in zip(values, gap, strict=True)])
 
 
 def numeric_matrix(frame: pd.DataFrame) -> np.ndarray:
