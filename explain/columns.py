@@ -24,6 +24,8 @@ from pandas.api.types import (
     is_numeric_dtype,
 )
 
+from eaas.explain.validation import NO_NAN, cell_reason
+
 TYPES = ("number", "integer", "boolean", "string", "category")
 NUMERIC = ("number", "integer")
 CODED = ("string", "category")
@@ -234,8 +236,6 @@ def _takes(codec: Codec, row: np.ndarray, predict: Any) -> bool:
 def value_reason(col: Column, v: Any) -> tuple[str | None, Any]:
     """(why the value is refused or None, the value as the model takes it: a Python float, int,
     bool, str or None). Messages never hold the value."""
-    from eaas.explain.validation import NO_NAN, cell_reason
-
     if is_missing(v):
         return (None if col.nullable else NO_NAN), None
     if col.type in NUMERIC:

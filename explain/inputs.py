@@ -16,6 +16,7 @@ import pandas as pd
 from eaas.explain.columns import NUMERIC, Columns, describe, value_reason
 from eaas.explain.errors import InvalidInput, TooLarge, UnsupportedModel
 from eaas.explain.validation import (
+    check_columns,
     check_tabular,
     check_text,
     invalid,
@@ -170,24 +171,13 @@ class MixedInputs(TabularInputs):
 
 
 def _frame_columns(frame: pd.DataFrame, features: list[str]) -> None:
-    cols = [str(c) for c in frame.columns]
-    missing = [f for f in features if f not in cols]
-    if missing:
-        raise invalid(0, missing[0], "missing feature")
-    extra = [c for c in cols if c not in features]
-    if extra:
-        raise invalid(0, extra[0], "unexpected feature (not a model input)")
+    check_columns([str(c) for c in frame.columns], features)
 
 
 def _record_values(i: int, rec: Any, features: list[str]) -> list[Any]:
     if not isinstance(rec, dict):
         raise invalid(i, None, "expected an object of feature -> value")
-    missing = [f for f in features if f not in rec]
-    if missing:
-        raise invalid(i, missing[0], "missing feature")
-    extra = [str(k) for k in rec if k not in features]
-    if extra:
-        raise invalid(i, extra[0], "unexpected feature (not a model input)")
+    check_columns([str(k) for k in rec], features, i)
     return [rec[f] for f in features]
 
 

@@ -44,7 +44,7 @@ class Split:
             return None
         groups = np.arange(len(features))
         for _, step in steps[:-1]:
-            out = _groups(step, groups, features)
+            out = _groups(step, groups)
             if out is None:
                 return None
             groups = out
@@ -68,7 +68,7 @@ def _flavor(model: Any) -> str:
     return "sklearn"
 
 
-def _groups(step: Any, groups: np.ndarray, names: list[str]) -> np.ndarray | None:
+def _groups(step: Any, groups: np.ndarray) -> np.ndarray | None:
     """The input column of each output of `step`, given that of each of its inputs."""
     if isinstance(step, str):
         return groups if step == "passthrough" else None
@@ -76,7 +76,7 @@ def _groups(step: Any, groups: np.ndarray, names: list[str]) -> np.ndarray | Non
         return _column_transformer(step, groups)
     if hasattr(step, "steps"):
         for _, sub in step.steps:
-            out = _groups(sub, groups, names)
+            out = _groups(sub, groups)
             if out is None:
                 return None
             groups = out
@@ -112,7 +112,7 @@ def _column_transformer(ct: Any, groups: np.ndarray) -> np.ndarray | None:
         where = ct.output_indices_.get(name)
         if where is None or where.stop == where.start or trans == "drop":
             continue
-        sub = _groups(trans, groups[np.asarray(inputs[name], dtype=np.int64)], [])
+        sub = _groups(trans, groups[np.asarray(inputs[name], dtype=np.int64)])
         if sub is None or len(sub) != where.stop - where.start:
             return None
         out[where] = sub

@@ -114,7 +114,9 @@ def cell_reason(v: Any, accepts_nan: bool) -> str | None:
     return None
 
 
-def _columns(cols: list[str], features: list[str], i: int = 0) -> None:
+def check_columns(cols: list[str], features: list[str], i: int = 0) -> None:
+    """The instance has exactly the model's columns: the first missing one, else the first
+    extra one, is the error."""
     missing = [f for f in features if f not in cols]
     if missing:
         raise invalid(i, missing[0], "missing feature")
@@ -127,7 +129,7 @@ def _record(i: int, rec: Any, features: list[str], accepts_nan: bool) -> list[An
     if not isinstance(rec, dict):
         raise invalid(i, None, "expected an object of feature -> number")
     if len(rec) != len(features) or any(f not in rec for f in features):
-        _columns([str(k) for k in rec], features, i)
+        check_columns([str(k) for k in rec], features, i)
     row = [rec[f] for f in features]
     for f, v in zip(features, row, strict=True):
         why = cell_reason(v, accepts_nan)
@@ -145,7 +147,7 @@ def check_tabular(data: Any, features: list[str], accepts_nan: bool = False) -> 
 
 
 def _check_frame(df: pd.DataFrame, features: list[str], accepts_nan: bool) -> np.ndarray:
-    _columns([str(c) for c in df.columns], features)
+    check_columns([str(c) for c in df.columns], features)
     arr, suspect = _vector_check(_in_order(df, features), accepts_nan)
     if arr is not None and not suspect.any():
         return arr
@@ -198,7 +200,7 @@ def _row_errors(
 ) -> tuple[np.ndarray | None, list[InvalidInput | None]]:
     cols = [str(c) for c in df.columns]
     try:
-        _columns(cols, features)
+        check_columns(cols, features)
     except InvalidInput:  # a column problem is every row's problem
         return None, [invalid(i, *_column_fault(cols, features)) for i in range(len(df))]
     out: list[InvalidInput | None] = [None] * len(df)
@@ -236,7 +238,7 @@ def text_reason(v: Any, max_chars: int | None = None) -> str | None:
 def check_text(data: Any, max_chars: int | None = None, column: str = "text") -> list[str]:
     """Strings (REST) or a DataFrame with the model's one string column -> the texts."""
     if isinstance(data, pd.DataFrame):
-        _columns([str(c) for c in data.columns], [column])
+        check_columns([str(c) for c in data.columns], [column])
         data = data[column].tolist()
     for i, v in enumerate(data):
         why = text_reason(v, max_chars)

@@ -64,8 +64,6 @@ def numeric_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _numbers(d: Any) -> np.ndarray:
-    if isinstance(d, np.ndarray) and d.dtype.kind == "f":  # a numbers-only row, as read back
-        return d
     return np.array(
         [np.nan if isinstance(v, str) or is_missing(v) else float(v) for v in from_typed(d)],
         dtype=float,
