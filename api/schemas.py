@@ -19,6 +19,11 @@ class Parameters(BaseModel):
     long_text: str | None = Field(
         default=None, description="Text models: 'truncate' (what the model sees) or 'window'."
     )
+    tolerance: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Sampled methods: stop once every output's standard-error norm is within "
+        "this fraction of |prediction - base value| (max_evals stays the cap; 0: spend it).",
+    )
     top_k: int | None = Field(
         default=None, ge=1, description="Keep the k features with largest |value|."
     )
@@ -52,6 +57,7 @@ _PY_TYPES: dict[str, Any] = {
     "strings": list[str],
     "doubles": list[float],
     "matrix": list[list[float]],
+    "errors": list[list[float]] | None,
     # numbers (null = missing), words, or a mixed-type row's values as the model received them;
     # bool before int before float before str: pydantic's smart union keeps each value's own
     # type (no string made a number, no boolean an integer)

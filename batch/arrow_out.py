@@ -18,10 +18,21 @@ import pyarrow as pa
 from eaas.explain.schema import COLUMNS, Explanations, to_typed
 
 
-def _lists(flat: pa.Array, n: int, width: int) -> pa.ListArray:
-    """n lists of `width` items each, over `flat` (n * width items)."""
+def _lists(flat: pa.Array, n: int, width: int, null: np.ndarray | None = None) -> pa.ListArray:
+    """n lists of `width` items each, over `flat` (n * width items); `null`: rows left null."""
     offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    if null is not None and null.any():
+        return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(null))
     return pa.ListArray.from_arrays(offsets, flat)
+
+
+def _errors(exp: Explanations, n: int, k: int, f: int) -> pa.Array:
+    """`approximation_error`: zeros for an exact method, null for a row holding a NaN (no
+    error estimated), as the per-row path writes them."""
+    e = (np.zeros((n, k, f)) if exp.errors is None
+         else np.asarray(exp.errors, dtype=float).reshape(n, k, f))  # fmt: skip
+    null = np.isnan(e).any(axis=(1, 2))
+    return _lists(_lists(_doubles(np.nan_to_num(e)), n * k, f), n, k, null)
 
 
 def _repeated(names: list[str], n: int) -> pa.ListArray:
@@ -75,6 +86,8 @@ def explanation_columns(exp: Explanations, fields: list[pa.Field]) -> list[pa.Ar
         "features": _repeated(list(first), n),
         "data": _data(exp.data, n, f, by_name["data"].type),
         "additivity_error": _doubles(exp.additivity_errors()),
+        "approximation_error": _errors(exp, n, k, f),
+        "tolerance_met": pa.array(np.asarray(exp.met_rows(), dtype=bool)),
         "truncated": pa.array(cut),
     }
     return [cols[c].cast(by_name[c].type) for c in COLUMNS]

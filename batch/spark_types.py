@@ -37,6 +37,7 @@ def _spark_type(logical: str, data_type: str) -> DataType:
         "strings": ArrayType(txt),
         "doubles": ArrayType(dbl),
         "matrix": ArrayType(ArrayType(dbl)),
+        "errors": ArrayType(ArrayType(dbl)),
         "data": ArrayType(data_element(data_type)),
         "double": dbl,
         "bool": BooleanType(),

@@ -31,7 +31,7 @@ from eaas.explain.engine import Engine
 from eaas.explain.errors import BadRequest, NotFound
 from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import configure
-from eaas.explain.schema import COLUMNS, from_typed, to_typed
+from eaas.explain.schema import ADDED, COLUMNS, from_typed, to_typed
 
 
 @dataclass
@@ -81,6 +81,8 @@ def recompute(engine: Engine, instance: Any, params: dict[str, Any]) -> dict[str
 def compare(stored: dict[str, Any], got: dict[str, Any]) -> list[str]:
     diffs = []
     for k in COLUMNS:
+        if k in ADDED and k not in stored:  # stored before the field existed
+            continue
         if json.dumps(stored.get(k)) != json.dumps(got.get(k)):
             detail = ""
             if k in ("values", "prediction", "base_values"):

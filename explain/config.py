@@ -27,6 +27,9 @@ class ExplainerConfig:
     # text longer than the model's limit: explain what the model sees and flag it (truncate),
     # or attribute every word over overlapping windows (window); docs/text.md says why
     long_text: str = "truncate"
+    # explainers built before tolerances spend their whole budget (0), as they always did, so
+    # their stored explanations still replay to the same numbers
+    tolerance: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     # tabular: each input column's type, known values and what the model takes
     # (explain/columns.py); empty for text and for explainers built before column types
@@ -41,7 +44,7 @@ class ExplainerConfig:
 
     @property
     def defaults(self) -> Params:
-        return Params(self.max_evals, self.seed, self.long_text)
+        return Params(self.max_evals, self.seed, self.long_text, self.tolerance)
 
     @property
     def inputs(self) -> InputRule:

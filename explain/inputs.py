@@ -27,7 +27,7 @@ from eaas.explain.validation import (
 if TYPE_CHECKING:
     from eaas.explain.source import SourceModel
 
-COMMON_PARAMS = ("max_evals", "seed")
+COMMON_PARAMS = ("max_evals", "seed", "tolerance")
 
 
 class InputRule(ABC):

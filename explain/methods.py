@@ -28,7 +28,11 @@ REGISTRY: dict[str, Entry] = {
     "permutation": Entry("eaas.explain.tabular.permutation:PermutationMethod", ("other",)),
     "partition": Entry("eaas.explain.tabular.partition:PartitionMethod"),
     "kernel": Entry("eaas.explain.tabular.kernel:KernelMethod"),
-    "text": Entry("eaas.explain.text.partition:TextPartitionMethod", auto_for=("text",)),
+    "text-permutation": Entry("eaas.explain.text.sampled:TextPermutationMethod",
+                              auto_for=("text",)),
+    "text-kernel": Entry("eaas.explain.text.sampled:TextKernelMethod"),
+    # Owen values over shap's word hierarchy: kept for the explainers built with it
+    "text": Entry("eaas.explain.text.partition:TextPartitionMethod"),
     "integrated-gradients": Entry("eaas.explain.text.ig:IntegratedGradientsMethod"),
 }
 METHODS = tuple(REGISTRY)

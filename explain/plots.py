@@ -70,7 +70,8 @@ def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 1
     ax.set_yticks(range(len(bars)), names)
     ax.axvline(0, color="black", linewidth=0.8)
     base, pred = row["base_values"][o], row["prediction"][o]
-    ax.set_xlabel(f"SHAP value: contribution to '{outputs[o]}'")
+    ax.set_xlabel(f"SHAP value: contribution to '{outputs[o]}'\n{approximation_note(row, o)}",
+                  fontsize=9)
     ax.set_title(
         f"{title}\n'{outputs[o]}': base {base:.3f} + sum of contributions = prediction {pred:.3f}",
         fontsize=10,
@@ -78,6 +79,23 @@ def instance_bar(row: pd.Series, output: int = -1, title: str = "", top: int = 1
     ax.tick_params(axis="y", labelsize=9)
     fig.tight_layout()
     return fig
+
+
+def approximation_note(row: Any, o: int) -> str:
+    """How far output `o`'s attributions may be from the Shapley values, in one line: the
+    norm of their standard errors, absolute and relative to |prediction - base value|."""
+    if "approximation_error" not in row:  # stored before the field existed
+        return "approximation error: not recorded"
+    err = row["approximation_error"]
+    if err is None:
+        return "approximation error: not estimated by this method"
+    norm = float(np.sqrt(np.square(np.asarray(err[o], dtype=float)).sum()))
+    if norm == 0:
+        return "exact: approximation error 0"
+    gap = abs(float(row["prediction"][o]) - float(row["base_values"][o]))
+    rel = f" ({norm / gap:.1%} of |prediction - base|)" if gap > 0 else ""
+    met = "met" if row.get("tolerance_met") else "not met"
+    return f"sampled: standard error {norm:.2g}{rel}, tolerance {met}"
 
 
 def _labels(row: pd.Series) -> list[str]:

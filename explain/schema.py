@@ -24,6 +24,7 @@ from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 #              Arrow and Parquet hold list<struct<number: double, text: string>>, a number (a
 #              boolean as 1.0/0.0) in `number`, a string in `text`, both null when missing.
 #              `to_typed`/`from_typed` convert; every reader goes through `from_typed`.
+#   errors: a matrix like `values`, or null where the method estimates no error
 #   double · bool
 
 
@@ -43,6 +44,20 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("data", "data", "The explained inputs (numbers; words for text; null = missing)."),
     FieldSpec("additivity_error", "double", "max_o |base + sum(values[o]) - prediction[o]|."),
     FieldSpec(
+        "approximation_error",
+        "errors",
+        "approximation_error[o][f]: the standard error of values[o][f] as an estimate of the "
+        "Shapley value (sampled methods: from the spread of their samples; 0 for exact "
+        "methods; null where the method estimates none: partition's Owen values, integrated "
+        "gradients, or a sample too small to show a spread).",
+    ),
+    FieldSpec(
+        "tolerance_met",
+        "bool",
+        "The error is within parameters.tolerance of |prediction - base value| for every "
+        "output (always true for exact methods, false where no error is estimated).",
+    ),
+    FieldSpec(
         "truncated",
         "bool",
         "True when the model saw only part of the input (text longer than the model's limit "
@@ -50,6 +65,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
 )
 COLUMNS = [f.name for f in FIELDS]
+# fields added after explanations were first written (batch outputs, the store): a reader
+# takes their absence as "not recorded", never as a malformed input
+ADDED = ("approximation_error", "tolerance_met")
+REQUIRED = [c for c in COLUMNS if c not in ADDED]
 
 LONG_TEXT = ("truncate", "window")
 
@@ -70,6 +89,24 @@ class Explanations:
     features: list[list[str]]
     data: list[list] | np.ndarray  # tabular: the (n, features) float array
     truncated: list[bool] = field(default_factory=list)  # empty: nothing was cut
+    # standard errors shaped as `values`, NaN where none is estimated; None: exact (all 0)
+    errors: list[np.ndarray] | np.ndarray | None = None
+    met: list[bool] | np.ndarray | None = None  # within the tolerance; None: exact (all true)
+
+    def error_rows(self) -> list[list[list[float]] | None]:
+        """Each row's `approximation_error`: its matrix, or None where it holds a NaN."""
+        if self.errors is None:
+            return [np.zeros(np.shape(v)).tolist() for v in self.values]
+        out: list[list[list[float]] | None] = []
+        for e in self.errors:
+            e = np.asarray(e, dtype=float)
+            out.append(None if np.isnan(e).any() else e.tolist())
+        return out
+
+    def met_rows(self) -> list[bool]:
+        if self.met is None:
+            return [self.errors is None] * len(self.values)
+        return [bool(m) for m in self.met]
 
     def additivity_errors(self) -> np.ndarray:
         dense = self.dense_values()
@@ -90,6 +127,7 @@ class Explanations:
         pred, base = np.asarray(self.prediction).tolist(), np.asarray(self.base_values).tolist()
         data = self.data.tolist() if isinstance(self.data, np.ndarray) else self.data
         names = list(self.output_names)
+        approx, met = self.error_rows(), self.met_rows()
         return [
             {
                 "output_names": list(names),
@@ -99,6 +137,8 @@ class Explanations:
                 "features": list(self.features[i]),
                 "data": list(data[i]),
                 "additivity_error": errors[i],
+                "approximation_error": approx[i],
+                "tolerance_met": met[i],
                 "truncated": bool(cut[i]),
             }
             for i in range(len(self.values))
@@ -166,19 +206,19 @@ def _mlflow_type(logical: str, data_type: str) -> Any:
         "strings": Array(DataType.string),
         "doubles": Array(DataType.double),
         "matrix": Array(Array(DataType.double)),
+        "errors": Array(Array(DataType.double)),
         "data": Array(data),
         "double": DataType.double,
         "bool": DataType.boolean,
     }[logical]
 
 
-def signature(
-    data_type: str, params: tuple[str, ...], max_evals: int, seed: int, long_text: str = "truncate"
-) -> ModelSignature:
+def signature(data_type: str, params: tuple[str, ...], defaults: Any) -> ModelSignature:
     """Output and params schema; MLflow's spark_udf infers a struct result type from it.
 
     `data_type` ("double" | "string" | "value") and `params` (the parameters that apply) come
-    from the explainer's input rule (explain/inputs.py).
+    from the explainer's input rule (explain/inputs.py); `defaults` (validation.Params) are
+    the explainer's default values.
 
     The input schema is left out on purpose: MLflow would otherwise drop extra columns with a
     warning before the explainer sees them, and the contract is that an extra column is an error.
@@ -186,9 +226,10 @@ def signature(
     """
     outputs = Schema([ColSpec(_mlflow_type(f.type, data_type), f.name) for f in FIELDS])
     every = {
-        "max_evals": ParamSpec("max_evals", DataType.long, max_evals),
-        "seed": ParamSpec("seed", DataType.long, seed),
-        "long_text": ParamSpec("long_text", DataType.string, long_text),
+        "max_evals": ParamSpec("max_evals", DataType.long, defaults.max_evals),
+        "seed": ParamSpec("seed", DataType.long, defaults.seed),
+        "long_text": ParamSpec("long_text", DataType.string, defaults.long_text),
+        "tolerance": ParamSpec("tolerance", DataType.double, defaults.tolerance),
     }
     specs = [every[name] for name in params]
     return ModelSignature(inputs=None, outputs=outputs, params=ParamSchema(specs))

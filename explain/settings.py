@@ -42,6 +42,12 @@ class CoreSettings(BaseSettings):
         default=500, ge=1, description="Default evaluation budget of sampled methods."
     )
     default_seed: int = Field(default=0, description="Default seed of sampled methods.")
+    default_tolerance: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Default tolerance of sampled methods: evaluations stop once every "
+        "output's standard-error norm is within this fraction of |prediction - base value| "
+        "(max_evals stays the cap); 0 spends the whole budget.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
         description="Where text models and integrated gradients run: auto (CUDA when "

@@ -18,7 +18,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from eaas.explain.errors import InvalidInput
 from eaas.explain.schema import LONG_TEXT
 
-PARAMS = ("max_evals", "seed", "long_text")
+PARAMS = ("max_evals", "seed", "long_text", "tolerance")
 SEED_MAX = 2**32 - 1  # numpy's seed range
 
 
@@ -29,6 +29,9 @@ class Params:
     max_evals: int
     seed: int
     long_text: str
+    # sampled methods stop adding evaluations once every output's error norm is within
+    # tolerance x |prediction - base value|; 0 spends the whole max_evals budget
+    tolerance: float = 0.0
 
 
 DEFAULT_LONG_TEXT = LONG_TEXT[0]  # truncate: explain what the model sees, and say so
@@ -36,7 +39,8 @@ DEFAULT_LONG_TEXT = LONG_TEXT[0]  # truncate: explain what the model sees, and s
 
 def default_params(settings: Any) -> Params:
     """A new explainer's defaults: the settings' budget and seed (EAAS_DEFAULT_*)."""
-    return Params(settings.default_max_evals, settings.default_seed, DEFAULT_LONG_TEXT)
+    return Params(settings.default_max_evals, settings.default_seed, DEFAULT_LONG_TEXT,
+                  settings.default_tolerance)
 
 
 def _integer(name: str, v: Any, lo: int, hi: int | None = None) -> int:
@@ -63,7 +67,17 @@ def check_params(params: dict[str, Any] | None, defaults: Params) -> Params:
             f"parameters.long_text: must be one of {', '.join(LONG_TEXT)}",
             field="parameters.long_text",
         )
-    return Params(max_evals, seed, long_text)
+    tolerance = _fraction("tolerance", params.get("tolerance", defaults.tolerance))
+    return Params(max_evals, seed, long_text, tolerance)
+
+
+def _fraction(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise InvalidInput(f"parameters.{name}: must be a number", field=f"parameters.{name}")
+    if not 0 <= float(v) <= 1:
+        raise InvalidInput(f"parameters.{name}: must be between 0 and 1",
+                           field=f"parameters.{name}")
+    return float(v)
 
 
 def check_budget(p: Params, method: str, n_features: int) -> None:

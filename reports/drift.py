@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from eaas.explain.errors import BadRequest, InvalidInput
 from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import ExplainerTarget, configure, resolve_explainer, use_experiment
-from eaas.explain.schema import COLUMNS
+from eaas.explain.schema import REQUIRED
 from eaas.explain.settings import CoreSettings
 from eaas.reports.drift_html import write_files
 from eaas.reports.drift_stats import TOP_K, drift_tables
@@ -63,7 +63,7 @@ def is_batch_output(path: Path) -> bool:
         names = set(pq.ParquetDataset(str(path)).schema.names)
     except Exception:  # CSV, or not Parquet at all: raw data (its reader reports problems)
         return False
-    return all(c in names for c in [*COLUMNS, "status"])
+    return all(c in names for c in [*REQUIRED, "status"])
 
 
 def load_side(path: str | Path, target: ExplainerTarget, sample: int) -> ReportInput:

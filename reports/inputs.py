@@ -17,7 +17,7 @@ from eaas.explain.engine import Engine
 from eaas.explain.errors import BadRequest, InvalidInput, one_line
 from eaas.explain.isolate import batch_else_rows
 from eaas.explain.pyfunc import load_explainer
-from eaas.explain.schema import COLUMNS
+from eaas.explain.schema import COLUMNS, REQUIRED
 from eaas.reports.values import explained_values, is_mixed, rows_of, typed_frame
 
 MAX_ERRORS_LISTED = 20
@@ -86,7 +86,7 @@ def read_explanations(path: str | Path, config: ExplainerConfig) -> ReportInput:
         raise InvalidInput(
             f"explanations: not readable as Parquet ({type(exc).__name__})"
         ) from None
-    missing = [c for c in [*COLUMNS, "status"] if c not in df.columns]
+    missing = [c for c in [*REQUIRED, "status"] if c not in df.columns]
     if missing:
         raise InvalidInput(
             f"explanations: missing column '{missing[0]}' (expected eaas batch output)",

@@ -19,6 +19,7 @@ from eaas.api.audit import read_one
 from eaas.api.audit.store import ExplanationStore
 from eaas.api.deps import explanation_store, require_key
 from eaas.api.render import explanation_png, shown_output
+from eaas.explain.plots import approximation_note
 
 LATEST = 5
 _CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
@@ -64,6 +65,7 @@ def explanation_page(id: str, request: Request) -> HTMLResponse:
                                  zip(exp["output_names"], exp["prediction"], strict=True))),
         ("base values", ", ".join(f"{b:.4g}" for b in exp["base_values"])),
         ("additivity error", f"{exp['additivity_error']:.3g}"),
+        ("approximation", approximation_note(exp, o)),
         ("replay", f"eaas explanations verify {rec['id']}"),
     ]  # fmt: skip
     prov_html = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in prov)
@@ -82,14 +84,18 @@ def explanation_page(id: str, request: Request) -> HTMLResponse:
 
 def _inputs_table(rec: dict[str, Any], o: int) -> str:
     exp = rec["explanation"]
+    errs = exp.get("approximation_error")  # absent on explanations stored before it existed
     head = (
         "<tr><th>feature</th><th>value</th>"
         + "".join(f"<th>SHAP '{escape(str(n))}'</th>" for n in exp["output_names"])
+        + ("<th>standard error</th>" if errs else "")
         + "</tr>"
     )
     rows = []
     for j, (f, d) in enumerate(zip(exp["features"], exp["data"], strict=True)):
         cells = "".join(f"<td class='num'>{v[j]:+.4g}</td>" for v in exp["values"])
+        if errs:
+            cells += f"<td class='num'>&plusmn;{errs[o][j]:.2g}</td>"
         rows.append(f"<tr><td>{escape(str(f))}</td><td>{_value(d)}</td>{cells}</tr>")
     note = ""
     if not rec["input_stored"]:

@@ -19,6 +19,9 @@ from eaas.explain.schema import Explanations
 from eaas.explain.source import SourceModel
 from eaas.explain.validation import Params
 
+# values (n, k, f), base (n, k), prediction (n, k), errors (n, k, f) or None, met (n,) or None
+Computed = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
+
 
 def _as_outputs(values: np.ndarray, base: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """shap's (n, f) or (n, f, k) values and (n,) or (n, k) bases -> (n, k, f) and (n, k)."""
@@ -62,7 +65,7 @@ class TabularMethod(Method):
 
     def explain(self, data: Any, params: Params, stop: Stop | None = None) -> Explanations:
         rows = np.asarray(data, dtype=float if self.codec is None else object)
-        values, base, pred = self._compute(rows, params.max_evals, params.seed)
+        values, base, pred, errors, met = self._estimate(rows, params)
         n = len(rows)
         names = self.source.output_names
         if len(names) != values.shape[1]:  # e.g. a pyfunc without named outputs
@@ -74,7 +77,15 @@ class TabularMethod(Method):
             values=np.asarray(values, dtype=float),
             features=[list(self.source.feature_names)] * n,
             data=rows,
+            errors=errors,
+            met=met,
         )
+
+    def _estimate(self, rows: np.ndarray, params: Params) -> Computed:
+        """`_compute` plus each row's standard errors and whether they met the tolerance:
+        None, None for an exact method (errors 0)."""
+        values, base, pred = self._compute(rows, params.max_evals, params.seed)
+        return values, base, pred, None, None
 
     @abstractmethod
     def _compute(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from eaas.explain.method import Capabilities
-from eaas.explain.tabular.estimators import Fn, kernel_shap, row_rng
+from eaas.explain.shapley import Budget, Estimate, kernel, row_rng
+from eaas.explain.tabular.estimators import Fn
 from eaas.explain.tabular.sampled import SampledMethod
+from eaas.explain.validation import Params
 
 
 class KernelMethod(SampledMethod):
@@ -15,6 +17,6 @@ class KernelMethod(SampledMethod):
         inputs="tabular", exact=False, reentrant=True, needs_background=True
     )
 
-    def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return kernel_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed),
-                           self.rows_per_call)
+    def _row(self, fn: Fn, row: np.ndarray, params: Params) -> Estimate:
+        return kernel(self.game(fn, row), len(row), self.base,
+                      Budget(params.max_evals, params.tolerance), row_rng(params.seed))

@@ -6,8 +6,10 @@ import numpy as np
 
 from eaas.explain.errors import BadRequest
 from eaas.explain.method import Capabilities
-from eaas.explain.tabular.estimators import Fn, permutation_shap, row_rng
+from eaas.explain.shapley import Budget, Estimate, permutation, row_rng
+from eaas.explain.tabular.estimators import Fn
 from eaas.explain.tabular.sampled import SampledMethod
+from eaas.explain.validation import Params
 
 
 class PermutationMethod(SampledMethod):
@@ -16,17 +18,15 @@ class PermutationMethod(SampledMethod):
         inputs="tabular", exact=False, reentrant=True, needs_background=True
     )
 
-    def _compute(
-        self, rows: np.ndarray, max_evals: int, seed: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _estimate(self, rows: np.ndarray, params: Params):  # noqa: ANN202 - see SampledMethod
         nf = len(self.source.feature_names)
-        if max_evals < 2 * nf + 1:
+        if params.max_evals < 2 * nf + 1:
             raise BadRequest(
                 f"max_evals: permutation needs at least {2 * nf + 1} for {nf} features",
                 field="max_evals",
             )
-        return super()._compute(rows, max_evals, seed)
+        return super()._estimate(rows, params)
 
-    def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        return permutation_shap(fn, row, self.bg, self.base, max_evals, row_rng(seed),
-                                self.rows_per_call)
+    def _row(self, fn: Fn, row: np.ndarray, params: Params) -> Estimate:
+        return permutation(self.game(fn, row), len(row), self.base,
+                           Budget(params.max_evals, params.tolerance), row_rng(params.seed))

@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 
 from eaas.explain.errors import MissingBackground
+from eaas.explain.shapley import Estimate, Game, row_rng
 from eaas.explain.source import SourceModel
-from eaas.explain.tabular.base import TabularMethod
-from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, row_rng
+from eaas.explain.tabular.base import Computed, TabularMethod
+from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, masked_values
+from eaas.explain.validation import Params
 
 
 class SampledMethod(TabularMethod):
@@ -59,10 +61,18 @@ class SampledMethod(TabularMethod):
 
         return fn
 
+    def game(self, fn: Fn, row: np.ndarray) -> Game:
+        """The interventional game of one row: absent features take the background's values."""
+        return lambda masks: masked_values(fn, row, masks, self.bg, self.rows_per_call)
+
     def _compute(
         self, rows: np.ndarray, max_evals: int, seed: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        row_rng(seed)  # validates the seed before any work (partition draws nothing)
+        values, base, pred, _, _ = self._estimate(rows, Params(max_evals, seed, "truncate"))
+        return values, base, pred
+
+    def _estimate(self, rows: np.ndarray, params: Params) -> Computed:
+        row_rng(params.seed)  # validates the seed before any work (partition draws nothing)
         if self.codec is None:
             arr, fn = np.asarray(rows, dtype=float), self.fn
         else:
@@ -70,16 +80,18 @@ class SampledMethod(TabularMethod):
             fn = self.model_on(vocab)
         pred = fn(arr)
         n, k = pred.shape
-        values = np.empty((n, k, arr.shape[1]))
+        values, errors = np.empty((n, k, arr.shape[1])), np.empty((n, k, arr.shape[1]))
+        met = np.empty(n, dtype=bool)
         for i, row in enumerate(arr):
-            values[i] = self._row(fn, row, max_evals, seed)
-        return values, np.broadcast_to(self.base, (n, k)).copy(), pred
+            est = self._row(fn, row, params)
+            values[i], errors[i], met[i] = est.values, est.errors, est.met
+        return values, np.broadcast_to(self.base, (n, k)).copy(), pred, errors, met
 
     @abstractmethod
-    def _row(self, fn: Fn, row: np.ndarray, max_evals: int, seed: int) -> np.ndarray:
-        """(outputs, features) attributions of one row, adding up to f(row) - base; f(row) is
-        measured from the row alone (a batched call may round differently, BLAS blocking, and
-        a row's numbers must not depend on its batch)."""
+    def _row(self, fn: Fn, row: np.ndarray, params: Params) -> Estimate:
+        """One row's attributions (outputs, features), adding up to f(row) - base, with their
+        standard errors; f(row) is measured from the row alone (a batched call may round
+        differently, BLAS blocking, and a row's numbers must not depend on its batch)."""
 
 
 def array_model(source: SourceModel, bg: np.ndarray) -> Any:

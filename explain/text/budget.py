@@ -16,6 +16,13 @@ def partition_evals(max_evals: int, n_words: int) -> int:
     return max(int(max_evals), 2 * n_words + 2)
 
 
+def sampled_evals(max_evals: int, n_words: int) -> int:
+    """Evaluations for the sampled text methods on `n_words` players: `max_evals`, and at
+    least 4 n + 2 (two antithetic permutations: a spread to measure; a kernel regression with
+    twice as many coalitions as unknowns)."""
+    return max(int(max_evals), 4 * n_words + 2)
+
+
 def text_cost(texts: list[str], evals: Callable[[int], int]) -> int:
     """Estimated work of explaining `texts`: words x evaluations, summed over the texts (the
     cost of one evaluation grows with the words it holds); `evals(n)` for an n-word text."""

@@ -92,6 +92,8 @@ class IntegratedGradientsMethod(Method):
         return Explanations(
             self.source.output_names, np.array(preds).reshape(-1, k),
             np.array(bases).reshape(-1, k), values, tokens, tokens, cut,
+            # gradients, not an estimate of Shapley values: no standard error to report
+            errors=[np.full(np.shape(v), np.nan) for v in values], met=[False] * len(values),
         )
 
     def _one(self, lay: Layout, steps: int, stop: Stop | None):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -29,6 +30,8 @@ ASIDE = {  # served name -> (copied source, build options): the methods the sess
     "audit-mlp-kernel": ("tiny-mlp", {"method": "kernel", "max_evals": 20, "seed": 5,
                                       "background_size": 10}),
     "audit-bert-ig": ("tiny-bert", {"method": "integrated-gradients", "max_evals": 16}),
+    "audit-bert-partition": ("tiny-bert", {"method": "text", "max_evals": 30}),
+    "audit-bert-kernel": ("tiny-bert", {"method": "text-kernel", "max_evals": 30}),
 }  # fmt: skip
 
 
@@ -257,7 +260,10 @@ CASES = {  # model -> (method, instances, parameters): one per explainer method
     "tiny-mlp": ("permutation", rows(2, 1.1), {"seed": 7, "max_evals": 40}),  # sampled
     "audit-mlp-partition": ("partition", rows(2, 1.3), {"seed": 11}),
     "audit-mlp-kernel": ("kernel", rows(2, 1.5), {"seed": 13}),  # sampled: 20 < 2**5 coalitions
-    "tiny-bert": ("text", ["the movie was great", "a dull and boring plot"], {"max_evals": 30}),
+    "tiny-bert": ("text-permutation", ["the movie was great", "a dull and boring plot"],
+                  {"max_evals": 30}),
+    "audit-bert-partition": ("text", ["a great film"], {}),
+    "audit-bert-kernel": ("text-kernel", ["a great film with a dull and boring plot"], {"seed": 3}),
     "audit-bert-ig": ("integrated-gradients", ["a great film", "boring"], {"max_evals": 12}),
 }
 
@@ -375,3 +381,25 @@ def test_a_newer_schema_is_not_written_to(tmp_path):
     engine.dispose()
     with pytest.raises(RuntimeError, match="newer"):
         ExplanationStore(url).write([old_pending(0)])
+
+
+EXACT, NO_ESTIMATE = {"tree", "linear"}, {"partition", "text", "integrated-gradients"}
+
+
+@pytest.mark.parametrize("model", list(CASES))
+def test_every_method_says_how_far_it_may_be_from_the_shapley_values(model, served_ids, api):
+    """approximation_error: 0 for exact methods, standard errors shaped as `values` for sampled
+    ones, null where a method estimates none; the same in the store and on the /ui page."""
+    method = CASES[model][0]
+    for id_ in served_ids[model]:
+        exp = stored(api, id_)["explanation"]
+        err = exp["approximation_error"]
+        if method in NO_ESTIMATE:
+            assert err is None and exp["tolerance_met"] is False
+        else:
+            assert np.shape(err) == np.shape(exp["values"])
+            assert (np.max(err) == 0) == (method in EXACT)
+            assert exp["tolerance_met"] is True or method not in EXACT
+        page = api.get(f"/ui/explanations/{id_}").text
+        assert ("not estimated" in page) == (method in NO_ESTIMATE)
+        assert ("standard error" in page) == (method not in NO_ESTIMATE)

@@ -44,7 +44,7 @@ def test_models_list_and_detail(api):
     assert models["tiny-bert"]["kind"] == "text" and models["tiny-bert"]["inputs"] == ["text"]
     detail = api.get("/v1/models/tiny-mlp").json()
     assert detail["explainer"]["name"] == "tiny-mlp-explainer"
-    assert detail["explainer"]["params"] == {"max_evals": 64, "seed": 0}
+    assert detail["explainer"]["params"] == {"max_evals": 64, "seed": 0, "tolerance": 0.05}
     assert detail["output_space"] == "probability"
     missing = api.get("/v1/models/unknown")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

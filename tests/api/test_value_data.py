@@ -29,7 +29,8 @@ def _explanation(data: list[Any] = DATA, features: list[str] = FEATURES) -> dict
     k = len(features)
     return {"output_names": ["good", "bad"], "prediction": [-0.1, 0.1], "base_values": [0.0, 0.0],
             "values": [[-0.1 / k] * k, [0.1 / k] * k], "features": list(features),
-            "data": list(data), "additivity_error": 0.0, "truncated": False}  # fmt: skip
+            "data": list(data), "additivity_error": 0.0, "approximation_error": None,
+            "tolerance_met": False, "truncated": False}  # fmt: skip
 
 
 def test_the_response_model_keeps_each_value_type():

@@ -34,6 +34,8 @@ def test_tree_output_is_typed_and_matches_the_pyfunc(spark, built):
         "features": TXT,
         "data": NUM,
         "additivity_error": DoubleType(),
+        "approximation_error": ArrayType(ArrayType(DoubleType())),
+        "tolerance_met": BooleanType(),
         "truncated": BooleanType(),
         "status": StringType(),
         "error": StringType(),

@@ -28,6 +28,8 @@ def test_spark_udf_infers_a_typed_struct_and_matches_the_pyfunc(spark, built):
         "features": ArrayType(StringType()),
         "data": num,
         "additivity_error": DoubleType(),
+        "approximation_error": ArrayType(ArrayType(DoubleType())),
+        "tolerance_met": BooleanType(),
         "truncated": BooleanType(),
     }
     got = {r["id"]: r["e"] for r in df.select("id", "e").collect()}

@@ -37,7 +37,8 @@ def test_tags_alias_and_back_pointer(built):
     names = ("tiny-logistic", "tiny-mlp", "tiny-bert")
     tags = {n: client.get_model_version_by_alias(f"{n}-explainer", "champion").tags for n in names}
     methods = {n: t["eaas.method"] for n, t in tags.items()}
-    assert methods == {"tiny-logistic": "linear", "tiny-mlp": "permutation", "tiny-bert": "text"}
+    assert methods == {"tiny-logistic": "linear", "tiny-mlp": "permutation",
+                       "tiny-bert": "text-permutation"}
     spaces = {n: tags[n]["eaas.output_space"] for n in ("tiny-mlp", "tiny-bert")}
     assert spaces == {"tiny-mlp": "probability", "tiny-bert": "probability"}
 
@@ -56,6 +57,8 @@ def test_signature_is_typed_for_spark_and_charts_are_logged(built):
             "features",
             "data",
             "additivity_error",
+            "approximation_error",
+            "tolerance_met",
             "truncated",
         ]
         assert outputs["truncated"]["type"] == "boolean"
@@ -63,7 +66,8 @@ def test_signature_is_typed_for_spark_and_charts_are_logged(built):
         assert outputs["data"]["items"]["type"] == data_type
         params = {p.name for p in info.signature.params.params}
         assert params == (
-            {"max_evals", "seed", "long_text"} if name == "tiny-bert" else {"max_evals", "seed"}
+            {"max_evals", "seed", "tolerance", "long_text"} if name == "tiny-bert"
+            else {"max_evals", "seed", "tolerance"}
         )
         charts = {a.path for a in client.list_artifacts(mv.run_id, "charts")}
         assert {

@@ -216,7 +216,7 @@ def test_an_unknown_method_is_a_bad_request_naming_method(name):
         (_source(flavor="sklearn", model=_named("MLPClassifier", "sklearn.neural_network")),
          "permutation"),
         (_source(), "permutation"),
-        (_source("text", flavor="transformers"), "text"),
+        (_source("text", flavor="transformers"), "text-permutation"),
     ],
 )
 def test_auto_chooses_by_the_models_family(source, expected):
@@ -243,7 +243,8 @@ def test_a_text_method_on_a_tabular_model_is_unsupported(name):
 
 def test_a_tabular_method_on_a_text_model_is_unsupported():
     with pytest.raises(UnsupportedModel, match=r"'permutation' does not apply to a text model "
-                                               r"\(use text or integrated-gradients\)"):
+                                               r"\(use text-permutation or text-kernel or text "
+                                               r"or integrated-gradients\)"):
         methods.make("permutation", _source("text", flavor="transformers"), None)
 
 

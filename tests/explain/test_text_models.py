@@ -64,7 +64,7 @@ def built_text(text_models) -> dict[str, str]:
     out = {}
     for name in text_models:
         res = build_explainer(f"models:/{name}/1")
-        assert res.method == "text"  # `auto` takes a one-string-column model for text
+        assert res.method == "text-permutation"  # `auto` takes a one-string-column model for text
         out[name] = res.uri
     return out
 
@@ -153,7 +153,8 @@ def test_a_refused_method_suggests_only_what_fits(built_text):
     from eaas.explain.pyfunc import load_explainer
 
     source = load_explainer(built_text["keyword-pyfunc"]).source
-    with pytest.raises(UnsupportedModel, match=r"does not apply to a text model \(use text\)$"):
+    with pytest.raises(UnsupportedModel, match=r"does not apply to a text model "
+                                             r"\(use text-permutation or text-kernel or text\)$"):
         Engine(source, "tree", None, {"max_evals": 8, "seed": 0})
     with pytest.raises(UnsupportedModel, match="needs a transformers text classifier"):
         Engine(source, "integrated-gradients", None, {"max_evals": 8, "seed": 0})
