@@ -37,8 +37,12 @@ def truncate(exp: dict[str, Any], k: int) -> dict[str, Any]:
         return {**exp, "dropped": 0, "rest": [0.0] * values.shape[0]}
     keep = np.sort(np.argsort(-np.abs(values).max(axis=0), kind="stable")[:k])
     drop = np.setdiff1d(np.arange(values.shape[1]), keep)
+    errors = exp.get("approximation_error")
+    if errors is not None:  # the same features as `values`
+        errors = np.asarray(errors, dtype=float)[:, keep].tolist()
     return {
         **exp,
+        "approximation_error": errors,
         "values": values[:, keep].tolist(),
         "features": [exp["features"][i] for i in keep],
         "data": [exp["data"][i] for i in keep],

@@ -30,6 +30,9 @@ def parser(prog: str = "eaas batch") -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="default: from the extension")
     p.add_argument("--max-evals", type=int, help="Evaluation budget of sampled methods")
     p.add_argument("--seed", type=int, help="Seed of sampled methods")
+    p.add_argument("--tolerance", type=float,
+                   help="Sampled methods: target error relative to |prediction - base value| "
+                   "(0 spends max-evals; default: the explainer's)")
     p.add_argument("--partitions", type=int, help="Spark partitions (default: one per core)")
     p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
                    help=f"Longer texts become error rows (default: {DEFAULT_MAX_TEXT_CHARS})")
@@ -50,7 +53,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m eaas.batch.co
         job = JobSpec(
             a.model, a.input, a.output, split_cols(a.id_cols), a.master, a.format,
             a.max_evals, a.seed, a.partitions, a.max_text_chars, parse_conf(a.conf),
-            a.long_text,
+            a.long_text, tolerance=a.tolerance,
         )  # fmt: skip
         result = run_job(job, echo=lambda s: print(s, file=sys.stderr, flush=True))
     except (EaasError, MlflowException, FileNotFoundError) as exc:

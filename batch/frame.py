@@ -130,6 +130,7 @@ def explain_dataframe(
     partitions: int | None = None,
     long_text: str | None = None,
     settings: CoreSettings | None = None,
+    tolerance: float | None = None,
 ) -> DataFrame:
     """Explain every row of a Spark DataFrame with the explainer of a registered model.
 
@@ -139,5 +140,6 @@ def explain_dataframe(
     settings = settings or CoreSettings()
     configure(settings)
     info = ExplainerInfo.load(resolve_explainer(model))
-    params = info.params(max_evals=max_evals, seed=seed, long_text=long_text)
+    params = info.params(max_evals=max_evals, seed=seed, long_text=long_text,
+                         tolerance=tolerance)
     return plan(df, info, id_cols, params, max_text_chars, partitions, settings.num_threads)[0]

@@ -49,6 +49,7 @@ class JobSpec:
     conf: dict[str, str] = field(default_factory=dict)
     long_text: str | None = None  # text models: truncate | window (default: the explainer's)
     settings: CoreSettings = field(default_factory=CoreSettings)  # read once, for the whole job
+    tolerance: float | None = None  # sampled methods (default: the explainer's)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def _execute(
 ) -> tuple[output.Counts, str]:
     progress.set_phase(f"reading {job.input}")
     src = read_input(spark, job.input, job.format)
-    params = info.params(max_evals=job.max_evals, seed=job.seed, long_text=job.long_text)
+    params = info.params(max_evals=job.max_evals, seed=job.seed, long_text=job.long_text,
+                         tolerance=job.tolerance)
     parts = _partitions(spark, src, job)
     out, ids = plan(  # the input's columns checked once, here
         src, info, job.id_cols, params, job.max_text_chars, parts, job.settings.num_threads

@@ -64,12 +64,17 @@ def _run(fn, *args, **kwargs):
 def explainer_build(
     model: str = typer.Option(..., help="models:/NAME/VERSION or models:/NAME@ALIAS"),
     method: str = typer.Option(
-        "auto", help="auto|tree|linear|permutation|partition|kernel|text|integrated-gradients"
+        "auto", help="auto|tree|linear|permutation|partition|kernel|text-permutation|"
+        "text-kernel|text|integrated-gradients"
     ),
     background: str = typer.Option(None, help="Parquet or CSV with the model's input columns"),
     background_size: int = typer.Option(100, help="Rows sampled from the background"),
     max_evals: int = typer.Option(None, help="Evaluation budget of sampled methods"),
     seed: int = typer.Option(None, help="Seed of sampled methods"),
+    tolerance: float = typer.Option(
+        None, help="Sampled methods' default target error, relative to |prediction - base| "
+        "(0 spends max-evals; default EAAS_DEFAULT_TOLERANCE)"
+    ),
     name: str = typer.Option(None, help="Registered name (default: <source name>-explainer)"),
     long_text: str = typer.Option(
         None, help="Text longer than the model's limit: truncate (default) or window"
@@ -88,6 +93,7 @@ def explainer_build(
         seed=seed,
         name=name,
         long_text=long_text,
+        tolerance=tolerance,
     )
     typer.echo(f"method={res.method} output_space={res.output_space} run_id={res.run_id}")
     typer.echo(res.uri)

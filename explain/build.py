@@ -113,10 +113,12 @@ def build_explainer(
     name: str | None = None,
     long_text: str | None = None,
     settings: CoreSettings | None = None,
+    tolerance: float | None = None,
 ) -> BuildResult:
     """The Python API behind `eaas explainer build` (settings: the environment's if None)."""
     settings = settings or CoreSettings()
-    given = {"max_evals": max_evals, "seed": seed, "long_text": long_text}
+    given = {"max_evals": max_evals, "seed": seed, "long_text": long_text,
+             "tolerance": tolerance}
     p = check_params(given, default_params(settings))  # the same rule requests are held to
     if background_size < 1:
         raise BadRequest("background-size: must be at least 1", field="background_size")

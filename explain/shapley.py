@@ -4,6 +4,8 @@ A game maps coalitions (bool masks, rows x players) to values (rows x outputs): 
 with the background filling the absent features (interventional), a text model with the absent
 words masked. The estimators know nothing else, so tabular and text share them.
 
+- exact: with a tolerance and a budget that covers every coalition (2^n - 2 <= max_evals), the
+  Shapley values are computed from all of them (error 0).
 - permutation: antithetic permutations (each walked forward, switching players on, then
   backward, switching them off in the same order). Each permutation is a complete estimate that
   adds up exactly from the base to f(x); the estimate is their mean, and its standard error is
@@ -21,7 +23,6 @@ is spent in one round, exactly as before tolerances existed.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import factorial
@@ -34,7 +35,6 @@ from eaas.explain.kernel_design import KernelDesign, Unit
 Game = Callable[[np.ndarray], np.ndarray]  # (coalitions, players) bool -> (coalitions, outputs)
 # a tolerance's first round: a quarter of the budget, at least enough permutations for a spread
 FIRST_PERMUTATIONS = 4
-MAX_ENUMERATED = 7  # players up to which every permutation may be walked (7! = 5,040)
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,10 @@ def _alone(game: Game, nf: int, base: np.ndarray) -> Estimate:
 # --- permutation ------------------------------------------------------------------------------
 
 
-def permutation_masks(rng: np.random.Generator | None, nf: int, n_perm: int):
+def permutation_masks(rng: np.random.Generator, nf: int, n_perm: int):
     """`n_perm` permutations and the masks their forward and backward walks pass through
-    (endpoints left out: all off is the base, all on is f(x)); every permutation when `rng`
-    is None."""
-    if rng is None:
-        perms = np.array(list(itertools.permutations(range(nf))))
-        n_perm = len(perms)
-    else:
-        perms = np.stack([rng.permutation(nf) for _ in range(n_perm)])
+    (endpoints left out: all off is the base, all on is f(x))."""
+    perms = np.stack([rng.permutation(nf) for _ in range(n_perm)])
     ranks = np.empty_like(perms)
     ranks[np.arange(n_perm)[:, None], perms] = np.arange(nf)
     steps = np.arange(nf - 1)  # after switching on the first j + 1 players of the order
@@ -120,8 +115,8 @@ def permutation(game: Game, nf: int, base: np.ndarray, budget: Budget,
     if nf < 2:
         return _alone(game, nf, base)
     cap = max(1, budget.max_evals // (2 * nf + 1))
-    if budget.tolerance > 0 and nf <= MAX_ENUMERATED and factorial(nf) <= cap:
-        return _every_permutation(game, nf, base)
+    if budget.tolerance > 0 and 2**nf - 2 <= budget.max_evals:
+        return exact(game, nf, base)
     n = cap if budget.tolerance <= 0 else min(cap, max(FIRST_PERMUTATIONS, cap // 4))
     parts: list[np.ndarray] = []
     top, evals = None, 0
@@ -145,13 +140,21 @@ def permutation(game: Game, nf: int, base: np.ndarray, budget: Budget,
         n = min(p, cap - p)  # double the permutations
 
 
-def _every_permutation(game: Game, nf: int, base: np.ndarray) -> Estimate:
-    """The budget covers every order: the Shapley values themselves (error 0). Only with a
-    tolerance: tolerance 0 keeps the sampled numbers explanations had before tolerances."""
-    perms, masks = permutation_masks(None, nf, 0)
-    v, top = _with_top(game, masks)
-    values = _walks(perms, v, base, top).mean(axis=0).T
-    return Estimate(values, np.zeros_like(values), top, len(masks) + 1, True)
+def exact(game: Game, nf: int, base: np.ndarray) -> Estimate:
+    """The budget covers every coalition: the Shapley values themselves, from all 2^n values
+    (error 0). Only with a tolerance: 0 keeps the numbers stored before tolerances existed."""
+    every = ((np.arange(2**nf)[:, None] >> np.arange(nf)) & 1).astype(bool)  # row m: bits of m
+    inner, top = _with_top(game, every[1:-1])
+    v = np.vstack([base[None, :], inner, top[None, :]])
+    sizes = every.sum(axis=1)
+    weight = np.array([factorial(s) * factorial(nf - s - 1) / factorial(nf) if s < nf else 0.0
+                       for s in range(nf + 1)])  # fmt: skip
+    values = np.empty((len(base), nf))
+    ids = np.arange(2**nf)
+    for i in range(nf):
+        without = ids[(ids >> i) & 1 == 0]
+        values[:, i] = weight[sizes[without]] @ (v[without | (1 << i)] - v[without])
+    return Estimate(values, np.zeros_like(values), top, 2**nf - 1, True)
 
 
 # --- kernel -----------------------------------------------------------------------------------
@@ -165,8 +168,8 @@ def kernel(game: Game, nf: int, base: np.ndarray, budget: Budget,
         return _alone(game, nf, base)
     cap = min(budget.max_evals, 2**nf) - 2
     # every coalition within the cap: one exact round, whatever the tolerance
-    exact = budget.tolerance <= 0 or cap == 2**nf - 2
-    first = cap if exact else min(cap, max(4 * nf, cap // 4))
+    one_round = budget.tolerance <= 0 or cap == 2**nf - 2
+    first = cap if one_round else min(cap, max(4 * nf, cap // 4))
     design = KernelDesign.start(rng, nf, first)
     seen: dict[bytes, np.ndarray] = {}
     top = None
@@ -188,7 +191,7 @@ def kernel(game: Game, nf: int, base: np.ndarray, budget: Budget,
         met = within(errors, values, budget.tolerance)
         evals = len(seen) + 1
         more = min(cap - (evals - 1), evals)  # double, within the cap
-        if exact or met or not design.grow(rng, more):
+        if one_round or met or not design.grow(rng, more):
             return Estimate(values, errors, top, evals, met)
 
 

@@ -257,11 +257,11 @@ def test_store_off_gives_no_ids(built):
 CASES = {  # model -> (method, instances, parameters): one per explainer method
     "tiny-xgb": ("tree", rows(2, 0.7), {}),
     "tiny-logistic": ("linear", rows(2, 0.9), {}),
-    "tiny-mlp": ("permutation", rows(2, 1.1), {"seed": 7, "max_evals": 40}),  # sampled
+    "tiny-mlp": ("permutation", rows(2, 1.1), {"seed": 7, "max_evals": 29}),  # sampled
     "audit-mlp-partition": ("partition", rows(2, 1.3), {"seed": 11}),
     "audit-mlp-kernel": ("kernel", rows(2, 1.5), {"seed": 13}),  # sampled: 20 < 2**5 coalitions
-    "tiny-bert": ("text-permutation", ["the movie was great", "a dull and boring plot"],
-                  {"max_evals": 30}),
+    "tiny-bert": ("text-permutation", ["the movie was great and fun",
+                                       "a dull and boring plot , sadly"], {"max_evals": 30}),
     "audit-bert-partition": ("text", ["a great film"], {}),
     "audit-bert-kernel": ("text-kernel", ["a great film with a dull and boring plot"], {"seed": 3}),
     "audit-bert-ig": ("integrated-gradients", ["a great film", "boring"], {"max_evals": 12}),

@@ -95,6 +95,15 @@ def test_top_k_truncates_and_keeps_additivity_checkable(api):
     assert sorted(np.abs(exp["values"][1])) == pytest.approx(top)
     total = np.array(exp["base_values"]) + np.sum(exp["values"], 1) + np.array(exp["rest"])
     assert np.abs(total - exp["prediction"]).max() < 1e-5
+    # a sampled method's errors keep the same features as its values
+    # 29 evaluations: two orders of 5 features, sampled (2^5 - 2 = 30 would be exact)
+    mlp = _explain(api, "tiny-mlp", ROWS[:1], top_k=2, seed=3, max_evals=29).json()
+    mlp = mlp["explanations"][0]
+    whole = _explain(api, "tiny-mlp", ROWS[:1], seed=3, max_evals=29).json()["explanations"][0]
+    keep = [whole["features"].index(f) for f in mlp["features"]]
+    assert mlp["approximation_error"] == [[row[j] for j in keep]
+                                          for row in whole["approximation_error"]]
+    assert np.min(mlp["approximation_error"]) > 0
 
 
 def test_png_by_query_and_by_accept_header(api):

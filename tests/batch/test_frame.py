@@ -58,7 +58,9 @@ def test_tree_output_is_typed_and_matches_the_pyfunc(spark, built):
 def test_black_box_keeps_unexplainable_rows_with_the_reason(spark, built):
     rows = tabular_rows(10, seed=2)
     rows.loc[[3, 7], "f2"] = np.nan  # the MLP cannot take a missing value
-    out = explain_dataframe(spark.createDataFrame(rows).coalesce(1), "tiny-mlp", id_cols=["id"])
+    # 29 evaluations: two orders of 5 features, sampled (2^5 - 2 = 30 would be exact)
+    out = explain_dataframe(spark.createDataFrame(rows).coalesce(1), "tiny-mlp", id_cols=["id"],
+                            max_evals=29)
     assert out.columns == ["id"] + COLUMNS + ["status", "error"]
     got = by_id(out.collect())
     assert sorted(got) == list(range(10))
@@ -68,10 +70,16 @@ def test_black_box_keeps_unexplainable_rows_with_the_reason(spark, built):
         assert all(got[i][c] is None for c in COLUMNS)
     ok = [i for i in range(10) if i not in (3, 7)]
     assert all(got[i]["status"] == "ok" and got[i]["error"] is None for i in ok)
-    want = mlflow.pyfunc.load_model(built["tiny-mlp"]).predict(rows.iloc[ok, 1:])
+    want = mlflow.pyfunc.load_model(built["tiny-mlp"]).predict(rows.iloc[ok, 1:],
+                                                               params={"max_evals": 29})
     for j, i in enumerate(ok):  # seeded per row: batch composition does not change numbers
         np.testing.assert_allclose(got[i]["values"], want["values"][j], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got[i]["prediction"], want["prediction"][j], rtol=1e-12)
+        # the standard errors travel with the values, equal to the pyfunc's, never all zero
+        np.testing.assert_allclose(got[i]["approximation_error"],
+                                   want["approximation_error"][j], rtol=1e-12, atol=1e-15)
+        assert np.min(got[i]["approximation_error"]) > 0
+        assert got[i]["tolerance_met"] == bool(want["tolerance_met"][j])
 
 
 def test_text_rows_typed_with_over_long_and_missing_texts_as_errors(spark, built):
@@ -96,6 +104,9 @@ def test_text_rows_typed_with_over_long_and_missing_texts_as_errors(spark, built
         assert len(r["values"]) == 2 and len(r["values"][0]) == len(r["features"])
         np.testing.assert_allclose(r["values"], want["values"][j], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(r["prediction"], want["prediction"][j], rtol=1e-5)
+        assert np.shape(r["approximation_error"]) == np.shape(r["values"])
+        np.testing.assert_allclose(r["approximation_error"], want["approximation_error"][j],
+                                   rtol=1e-5, atol=1e-7)
 
 
 def test_missing_feature_column_fails_before_running(spark, built):

@@ -59,8 +59,9 @@ def test_the_default_is_permutation_and_converges_to_the_enumerated_shapley_valu
 
     model, method, exact = explainer
     assert method.name == "text-permutation"
-    # sampled: 1,000 orders of 9 words, within 5 of its reported errors
-    row = _explain(model, max_evals=19_000, tolerance=0.01, seed=3)
+    # sampled (tolerance 0: the whole budget, no shortcut): 1,000 orders of 9 words, within 5 of
+    # its reported errors
+    row = _explain(model, max_evals=19_000, tolerance=0.0, seed=3)
     got, err = np.array(row["values"][1]), np.array(row["approximation_error"][1])
     assert len(got) == len(exact) == 9
     assert np.abs(got - exact).max() < 5 * err.max() and err.max() < 1e-2
@@ -98,12 +99,12 @@ def test_the_reported_error_matches_the_spread_over_30_seeds(explainer):
 
 def test_a_tolerance_stops_early_and_the_row_says_whether_it_was_met(explainer):
     model, _, _ = explainer
-    loose = _explain(model, GOOD, max_evals=2000, tolerance=0.2, seed=1)
+    loose = _explain(model, GOOD, max_evals=500, tolerance=0.2, seed=1)
     assert bool(loose["tolerance_met"]) is True
     err = np.array(loose["approximation_error"][1])
     gap = abs(loose["prediction"][1] - loose["base_values"][1])
     assert np.sqrt(np.square(err).sum()) <= 0.2 * gap
     capped = _explain(model, GOOD, max_evals=40, tolerance=1e-4, seed=1)
     assert bool(capped["tolerance_met"]) is False  # out of budget: it says so
-    same = _explain(model, GOOD, max_evals=2000, tolerance=0.2, seed=1)
+    same = _explain(model, GOOD, max_evals=500, tolerance=0.2, seed=1)
     assert same["values"] == loose["values"]
