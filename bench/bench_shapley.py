@@ -84,6 +84,7 @@ def _texts(impl, want: int) -> list:
 DEFAULT = "text-permutation"  # what `auto` picks for a text model (explain/methods.py)
 REF_EVALS = 50_000
 LONG_WORDS = 120
+L1_SEEDS = 5
 
 
 def s1_text(quick: bool) -> list:
@@ -149,23 +150,28 @@ def l1_long(quick: bool, compute: bool = False) -> list:
                 "--reference` once (about 25 min)")
         return [row("L1-overlap", f"{DEFAULT}, {LONG_WORDS}-word review vs the reference",
                     float("nan"), "of 10", ">= 7", ">= 9", hint)]
-    t = time.perf_counter()
-    got = impl.explain([text], Params(500, 0, "truncate", TOLERANCE))
-    took = time.perf_counter() - t
-    est = np.asarray(got.values[0])[1]
-    overlap = len(set(np.argsort(-np.abs(est))[:10]) & set(np.argsort(-np.abs(ref))[:10]))
-    err = np.asarray(got.errors[0], dtype=float)[1]
-    info = f"{len(est)} players, reference {REF_EVALS} evaluations"
+    top = set(np.argsort(-np.abs(ref))[:10])
+    overlap, l2, took, reported, actual = [], [], [], [], []
+    for seed in range(2 if quick else L1_SEEDS):  # one seed's figure is one draw of many
+        t = time.perf_counter()
+        got = impl.explain([text], Params(500, seed, "truncate", TOLERANCE))
+        took.append(time.perf_counter() - t)
+        est = np.asarray(got.values[0])[1]
+        overlap.append(len(set(np.argsort(-np.abs(est))[:10]) & top))
+        l2.append(_rel_l2(est, ref))
+        reported.append(float(np.linalg.norm(np.asarray(got.errors[0], dtype=float)[1])))
+        actual.append(float(np.linalg.norm(est - ref)))
+    info = f"{len(ref)} players, reference {REF_EVALS} evaluations, median of {len(l2)} seeds"
     return [
         row("L1-overlap", f"{DEFAULT} on a {LONG_WORDS}-word review: overlap of the 10 largest "
-            f"words with the reference ({info})", overlap, "of 10", ">= 7", ">= 9",
-            f"relative L2 {_rel_l2(est, ref):.3f}"),
+            f"words with the reference ({info})", statistics.median(overlap), "of 10", ">= 7",
+            ">= 9", f"per seed {overlap}"),
         row("L1-relL2", f"{DEFAULT} on a {LONG_WORDS}-word review: relative L2 error vs the "
-            "reference", _rel_l2(est, ref), "ratio", "<= 0.5", "<= 0.25",
-            f"reported error norm {np.linalg.norm(err):.3f}, actual "
-            f"{np.linalg.norm(est - ref):.3f}"),
+            f"reference ({info})", statistics.median(l2), "ratio", "<= 0.5", "<= 0.25",
+            f"per seed {[round(x, 3) for x in l2]}; reported error norm "
+            f"{statistics.median(reported):.3f}, actual {statistics.median(actual):.3f}"),
         row("L1-time", f"{DEFAULT}, {LONG_WORDS}-word review, default parameters, 1 thread",
-            took, "s", "<= 4", "<= 2", f"{got.met_rows()[0] and 'tolerance met' or 'cap'}"),
+            statistics.median(took), "s", "<= 4", "<= 2", f"{len(took)} runs, median"),
     ]
 
 
