@@ -84,7 +84,8 @@ def test_full_queue_answers_503_with_retry_after(built):
 def test_time_budget_gives_504_and_frees_the_queue(built):
     with live_server(timeout_s=0.3, cache_size=0) as api:
         # heavy enough to outlast the budget whatever the machine: 200 rows x 20,000 evaluations
-        slow = {"instances": _rows(200), "parameters": {"max_evals": 20000}}
+        # (tolerance 0: spent in full; with a tolerance 5 features would be computed exactly)
+        slow = {"instances": _rows(200), "parameters": {"max_evals": 20000, "tolerance": 0}}
         res = api.post("/v1/models/tiny-mlp:explain", json=slow)
         assert res.status_code == 504 and res.json()["error"]["code"] == "timeout"
         deadline = time.monotonic() + 120

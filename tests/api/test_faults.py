@@ -126,7 +126,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(built):
         # ~1.5 s of work per request here (80 rows x 20000 evaluations): long enough to be seen
         # in flight whatever the machine, short enough that all three end within the grace
         rows = [{**ROW, "f0": 0.01 * i} for i in range(80)]
-        slow = {"instances": rows, "parameters": {"max_evals": 20000}}
+        slow = {"instances": rows, "parameters": {"max_evals": 20000, "tolerance": 0}}
         results: list[httpx.Response | Exception] = []
 
         def call(seed: int) -> None:
