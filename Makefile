@@ -30,7 +30,7 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -q -m fast
 
-# The benchmark suite (about 25 min on 2 cores since issue 16's faithfulness run): the demo models are registered first where missing
+# The benchmark suite (about 30 min on 2 cores since issue 16's faithfulness run): the demo models are registered first where missing
 # (EAAS_HOME, default ~/.eaas); results print and go to bench/results/ (latest.json + a dated copy).
 # `make bench BENCH_FLAGS=--quick` for a short run.
 bench: setup
