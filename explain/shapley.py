@@ -194,8 +194,14 @@ def kernel(game: Game, nf: int, base: np.ndarray, budget: Budget,
     one_round = budget.tolerance <= 0 or cap == 2**nf - 2
     first = cap if one_round else min(cap, max(4 * nf, cap // 4))
     design = KernelDesign.start(rng, nf, first)
+    if one_round:  # its coalitions are distinct: evaluated in order, no bookkeeping per mask
+        masks, w, units = design.regression()
+        v, top = _with_top(game, masks)
+        values, errors = _regress(masks, w, v - base, top - base, units)
+        met = _kernel_met(units, errors, values, budget.tolerance)
+        return Estimate(values, errors, top, len(masks) + 1, met)
     seen: dict[bytes, np.ndarray] = {}
-    top = None
+    top: np.ndarray | None = None
     while True:
         masks, w, units = design.regression()
         new = [m for m in _unique_rows(masks) if m.tobytes() not in seen]
@@ -211,12 +217,18 @@ def kernel(game: Game, nf: int, base: np.ndarray, budget: Budget,
         y = (np.array([seen[m.tobytes()] for m in masks]) if len(masks)
              else np.zeros((0, len(base))))  # fmt: skip
         values, errors = _regress(masks, w, y - base, top - base, units)
-        draws = sum(len(np.unique(u.cluster)) for u in units)
-        met = (not units or draws >= MIN_DRAWS) and within(errors, values, budget.tolerance)
+        met = _kernel_met(units, errors, values, budget.tolerance)
         evals = len(seen) + 1
         more = min(cap - (evals - 1), evals)  # double, within the cap
-        if one_round or met or not design.grow(rng, more):
+        if met or not design.grow(rng, more):
             return Estimate(values, errors, top, evals, met)
+
+
+def _kernel_met(units: list[Unit], errors: np.ndarray, values: np.ndarray,
+                tolerance: float) -> bool:
+    """Within the tolerance, judged on 10 independent draws or more (none: enumerated)."""
+    draws = sum(len(np.unique(u.cluster)) for u in units)
+    return (not units or draws >= MIN_DRAWS) and within(errors, values, tolerance)
 
 
 def _unique_rows(masks: np.ndarray) -> list[np.ndarray]:
