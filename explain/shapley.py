@@ -196,12 +196,12 @@ def kernel(game: Game, nf: int, base: np.ndarray, budget: Budget,
     design = KernelDesign.start(rng, nf, first)
     if one_round:  # its coalitions are distinct: evaluated in order, no bookkeeping per mask
         masks, w, units = design.regression()
-        v, top = _with_top(game, masks)
-        values, errors = _regress(masks, w, v - base, top - base, units)
+        v_all, fx = _with_top(game, masks)
+        values, errors = _regress(masks, w, v_all - base, fx - base, units)
         met = _kernel_met(units, errors, values, budget.tolerance)
-        return Estimate(values, errors, top, len(masks) + 1, met)
+        return Estimate(values, errors, fx, len(masks) + 1, met)
     seen: dict[bytes, np.ndarray] = {}
-    top: np.ndarray | None = None
+    top = None
     while True:
         masks, w, units = design.regression()
         new = [m for m in _unique_rows(masks) if m.tobytes() not in seen]
