@@ -31,7 +31,11 @@ class Unit:
 
     rows: np.ndarray
     weight: np.ndarray
-    cluster: np.ndarray
+    cluster: np.ndarray  # nondecreasing and contiguous within a unit
+
+    @property
+    def draws(self) -> int:
+        return int(self.cluster[-1] - self.cluster[0] + 1)
 
 
 @dataclass
@@ -114,18 +118,27 @@ class KernelDesign:
             masks.append(m)
             weights.append(counts * w / counts.sum())
             rows = np.stack([inverse[:n], inverse[n:]], axis=1) + offset
-            ids = np.concatenate([np.arange(len(x)) // (self.nf // s) + 1_000_000 * r
-                                  for r, x in enumerate(s_draws)])
-            _, cl = np.unique(ids, return_inverse=True)
-            pending.append(Unit(rows, np.full(n, w / (2 * n)), cl.ravel() + clusters))
-            clusters += int(cl.max()) + 1
+            cl = _clusters(s_draws, self.nf // s) + clusters
+            pending.append(Unit(rows, np.full(n, w / (2 * n)), cl))
+            clusters = int(cl[-1]) + 1
             offset += len(m)
-            if len(np.unique(np.concatenate([u.cluster for u in pending]))) >= 2:
+            if sum(u.draws for u in pending) >= 2:
                 units.append(_joined(pending))
                 pending = []
         if pending:  # a last size drawn in one cluster joins the group before it
             units.append(_joined(([units.pop()] if units else []) + pending))
         return np.concatenate(masks), np.concatenate(weights), units
+
+
+def _clusters(rounds: list[np.ndarray], per: int) -> np.ndarray:
+    """Each draw's cluster, 0, 1, ... in order: `per` draws are cut from one permutation in
+    each round (`_balanced`), so they share one."""
+    out, start = [], 0
+    for x in rounds:
+        ids = np.arange(len(x)) // per + start
+        out.append(ids)
+        start = int(ids[-1]) + 1
+    return np.concatenate(out)
 
 
 def _joined(units: list[Unit]) -> Unit:

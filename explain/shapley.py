@@ -227,7 +227,7 @@ def kernel(game: Game, nf: int, base: np.ndarray, budget: Budget,
 def _kernel_met(units: list[Unit], errors: np.ndarray, values: np.ndarray,
                 tolerance: float) -> bool:
     """Within the tolerance, judged on 10 independent draws or more (none: enumerated)."""
-    draws = sum(len(np.unique(u.cluster)) for u in units)
+    draws = sum(u.draws for u in units)
     return (not units or draws >= MIN_DRAWS) and within(errors, values, tolerance)
 
 
@@ -275,9 +275,8 @@ def _sandwich(a: np.ndarray, resid: np.ndarray, inv: np.ndarray | None,
         s = np.zeros((a.shape[1], a.shape[1]))
         for g in units:
             pair = (infl[g.rows[:, 0]] + infl[g.rows[:, 1]]) * g.weight[:, None]
-            ids, cluster = np.unique(g.cluster, return_inverse=True)
-            u = np.zeros((len(ids), pair.shape[1]))
-            np.add.at(u, cluster.ravel(), pair)  # pairs cut from one permutation: one draw
+            starts = np.flatnonzero(np.diff(g.cluster, prepend=-1))
+            u = np.add.reduceat(pair, starts, axis=0)  # pairs cut from one permutation: one draw
             n = len(u)
             if n < 2:
                 return np.full(shape, np.nan)
