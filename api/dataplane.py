@@ -29,6 +29,7 @@ from eaas.api.repository import Loaded, ModelRepository
 from eaas.api.settings import ServeSettings
 from eaas.explain.engine import Checked
 from eaas.explain.errors import BadRequest, InvalidInput
+from eaas.explain.validation import Params
 
 FORMATS = ("json", "png")
 REQUEST_KEYS = ("instances", "parameters")
@@ -88,16 +89,21 @@ class DataPlane:
         params = dict(params)
         top_k = check_top_k(params.pop("top_k", None))
         engine = loaded.engine
-        # the service's ceiling is a parameter rule too: judged before any instance
-        p = engine.check_params(params)
-        if p.max_evals > self.settings.max_evals_limit:
-            where = "parameters.max_evals"
-            raise InvalidInput(f"{where}: at most {self.settings.max_evals_limit}", field=where)
+        p = self.check_params(loaded, params)
         checked = engine.check(instances, p, max_chars=self.settings.max_text_chars)
         self.check_cost(loaded, checked)
         if png and len(checked) != 1:
             raise BadRequest("instances: a PNG explains exactly one instance")
         return Job(loaded, instances, checked, top_k, png)
+
+    def check_params(self, loaded: Loaded, params: dict[str, Any]) -> Params:
+        """The engine's parameter rule, then the service's ceiling (a parameter rule too:
+        judged before any instance)."""
+        p = loaded.engine.check_params(params)
+        if p.max_evals > self.settings.max_evals_limit:
+            where = "parameters.max_evals"
+            raise InvalidInput(f"{where}: at most {self.settings.max_evals_limit}", field=where)
+        return p
 
     def check_cost(self, loaded: Loaded, checked: Checked) -> None:
         """Refuse (413) a request whose priced work could never finish in the time budget,

@@ -20,6 +20,9 @@ from eaas.explain.errors import NotFound
 if TYPE_CHECKING:  # the explanation store's module imports SQLAlchemy: only for the type
     from eaas.api.audit.store import ExplanationStore
     from eaas.api.dataplane import DataPlane
+    from eaas.api.jobs.intake import Intake
+    from eaas.api.jobs.runner import JobRunner
+    from eaas.api.jobs.store import JobStore
 
 
 def require_key(request: Request) -> None:
@@ -73,3 +76,21 @@ def explanation_store(request: Request) -> ExplanationStore:
 
 def dataplane(request: Request) -> DataPlane:
     return request.app.state.dataplane
+
+
+def job_store(request: Request) -> JobStore:
+    """The jobs' tables (in the explanation store's database); 404 when the store is off."""
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise NotFound("jobs need the explanation store, which is off (EAAS_STORE=off)")
+    return jobs
+
+
+def job_intake(request: Request) -> Intake:
+    job_store(request)  # the same 404 when the store is off
+    return request.app.state.job_intake
+
+
+def job_runner(request: Request) -> JobRunner | None:
+    """This process's job runner (None when it runs no jobs: EAAS_JOB_THREADS=0)."""
+    return getattr(request.app.state, "job_runner", None)

@@ -37,6 +37,13 @@ class Unavailable(EaasError):
         self.retry_after = retry_after
 
 
+class Conflict(EaasError):
+    """The resource's state does not allow this (e.g. cancelling a job that has ended)."""
+
+    status = 409
+    code = "conflict"
+
+
 class Timeout(EaasError):
     status = 504
     code = "timeout"

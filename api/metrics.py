@@ -59,6 +59,20 @@ class Metrics:
             registry=r,
             multiprocess_mode=live,
         )
+        # every process sees the same counts in the database: the largest is the figure
+        self.jobs = Gauge(
+            "eaas_jobs",
+            "Explanation jobs by status (queued, running), as the store holds them",
+            ["status"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.job_instances = Counter(
+            "eaas_job_instances_total",
+            "Job instances ended, by result (done: explained, error)",
+            ["result"],
+            registry=r,
+        )
         self.workers = Gauge(
             "eaas_workers", "Worker processes reporting", registry=r, multiprocess_mode=live
         )

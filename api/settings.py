@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from eaas.explain.settings import DEFAULT_MAX_TEXT_CHARS, CoreSettings
@@ -99,12 +99,54 @@ class ServeSettings(CoreSettings):
         "finish for at most this many seconds, then exit."
     )
 
+    # --- explanation jobs (issue 17): docs/api.md, docs/operations.md ---
+    job_max_instances: int = Field(
+        default=10_000, ge=1, description="Most instances in one job (413 above)."
+    )
+    job_max_body_bytes: int = Field(
+        default=64 << 20, ge=1, description="Largest job submission body (413 above)."
+    )
+    job_timeout_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Time budget of a job from its first start: "
+        "instances not explained by then end with an error and the job fails."
+    )
+    job_max_instance_cost: int = Field(
+        default=20_000_000, ge=0, description="Largest estimated cost of one text instance of "
+        "a job, words x evaluations (about 10 min of MiniLM work on one core; 413 or an error "
+        "row above; 0: no limit)."
+    )
+    job_threads: int = Field(
+        default=1, ge=0, description="Jobs this process runs at once, each on one executor "
+        "thread (below EAAS_EXECUTOR_THREADS, so requests keep the rest; with one executor "
+        "thread, jobs and requests alternate by chunk). 0: this process accepts jobs and leaves "
+        "running them to others."
+    )
+    job_lease_s: float = Field(
+        default=30.0, gt=0, description="A running job whose process stops renewing it for "
+        "this long (killed, cut off) is resumed by another process or the next start."
+    )
+    job_poll_s: float = Field(
+        default=1.0, gt=0, description="How often a process renews its jobs' leases, sees "
+        "cancellations made elsewhere and looks for waiting jobs."
+    )
+
     @field_validator("models", "api_keys", mode="before")
     @classmethod
     def _split(cls, v: object) -> object:
         if isinstance(v, str):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
+
+    @model_validator(mode="after")
+    def _requests_keep_a_thread(self) -> ServeSettings:
+        # with one executor thread, a job and requests alternate chunk by chunk
+        most = max(1, self.executor_threads - 1)
+        if self.job_threads > most:
+            raise ValueError(
+                f"EAAS_JOB_THREADS ({self.job_threads}) must be below EAAS_EXECUTOR_THREADS "
+                f"({self.executor_threads}): synchronous requests keep at least one thread"
+            )
+        return self
 
     @property
     def loopback(self) -> bool:

@@ -45,6 +45,7 @@ MODULES: list[tuple[str, tuple[str, ...], int]] = [
     ("bench_text", (), 110),
     ("bench_fair", (), 50),
     ("bench_load", (), 110),
+    ("bench_jobs", (), 300),  # issue 17: fairness beside a job
 ]
 
 

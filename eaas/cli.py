@@ -16,6 +16,8 @@ explanations_app = typer.Typer(
     no_args_is_help=True, help="The service's stored explanations (audit trail)."
 )
 app.add_typer(explanations_app, name="explanations")
+jobs_app = typer.Typer(no_args_is_help=True, help="The service's explanation jobs.")
+app.add_typer(jobs_app, name="jobs")
 _DEBUG: ContextVar[bool] = ContextVar("eaas_debug", default=False)
 
 
@@ -39,19 +41,25 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def _run(fn, *args, **kwargs):
-    from mlflow.exceptions import MlflowException
-
+def _expected() -> tuple[type[Exception], ...]:
     from eaas.explain.errors import EaasError
 
+    # MLflow's errors only when it was loaded (none can be raised otherwise): importing it
+    # here would add over a second to the commands that never use it (`eaas jobs`)
+    mlflow_errors = sys.modules.get("mlflow.exceptions")
+    extra = (mlflow_errors.MlflowException,) if mlflow_errors is not None else ()
+    return (EaasError, FileNotFoundError, *extra)
+
+
+def _run(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
-    except (EaasError, MlflowException, FileNotFoundError) as exc:
-        _fail(exc)
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
-    except Exception as exc:  # a bug, not the user's input: one line unless --debug
-        if _debug():
+    except Exception as exc:
+        if isinstance(exc, _expected()):
+            _fail(exc)
+        if _debug():  # a bug, not the user's input: one line unless --debug
             raise
         from eaas.explain.errors import one_line
 
@@ -221,6 +229,54 @@ def explanations_verify(explanation_id: str = typer.Argument(..., metavar="ID"))
     typer.echo(verdict.summary())
     if not verdict.identical:
         raise typer.Exit(code=1)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    model: str = typer.Option(None, help="Only this served model's jobs (NAME)"),
+    status: str = typer.Option(None, help="queued|running|done|failed|cancelled"),
+    limit: int = typer.Option(20, help="Most jobs listed"),
+) -> None:
+    """Jobs, newest first: id, status, model, done/total (failed), created time."""
+    from eaas.jobs import line, list_jobs
+
+    found = _run(list_jobs, model, status, limit)
+    for job in found:
+        typer.echo(line(job))
+    if not found:  # stdout stays empty for scripts; a person sees why
+        typer.echo("no jobs", err=True)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """The job as JSON: status, progress, times (GET /v1/jobs/{id} without its instances)."""
+    import json
+
+    from eaas.jobs import show
+
+    typer.echo(json.dumps(_run(show, job_id), indent=2))
+
+
+@jobs_app.command("results")
+def jobs_results(
+    job_id: str = typer.Argument(..., metavar="ID"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl|parquet"),
+    output: str = typer.Option(None, help="FILE [default: stdout]; parquet needs FILE.parquet"),
+) -> None:
+    """One row per instance, in order: index, status, error, explanation_id, Explanation fields."""
+    from eaas.jobs import results
+
+    n = _run(results, job_id, fmt, output)
+    if output is not None:
+        typer.echo(f"{n} results -> {output}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Cancel a queued or running job; prints its new status line."""
+    from eaas.jobs import cancel, line
+
+    typer.echo(line(_run(cancel, job_id)))
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from eaas.explain.engine import Engine
 from eaas.explain.errors import BadRequest, NotFound
 from eaas.explain.pyfunc import load_explainer
 from eaas.explain.registry import configure
-from eaas.explain.schema import ADDED, COLUMNS, from_typed, to_typed
+from eaas.explain.schema import ADDED, COLUMNS, from_typed, typed_data
 
 
 @dataclass
@@ -164,24 +164,6 @@ def export(
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")
     frame.to_parquet(out, index=False)
     return len(frame)
-
-
-def typed_data(rows: list[Any]) -> list[Any]:
-    """One Parquet type for the `data` column: numbers (null = missing) or words as they are;
-    rows that mix strings, booleans and numbers (mixed-type explainers), and with them every
-    row, in the struct form (explain/schema.py `to_typed`; read back with `from_typed`)."""
-    kinds = {_kind(v) for d in rows if d is not None for v in d}
-    if kinds <= {"number", None} or kinds <= {"text"}:
-        return rows
-    return [None if d is None else to_typed(list(d)) for d in rows]
-
-
-def _kind(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, str):
-        return "text"
-    return "bool" if isinstance(v, bool) else "number"
 
 
 _META = ["id", "created_at", "request_id", "model_name", "model_version", "explainer_name",

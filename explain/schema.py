@@ -183,6 +183,24 @@ def to_typed(values: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def typed_data(rows: list[Any]) -> list[Any]:
+    """One Parquet type for the `data` column: numbers (null = missing) or words as they are;
+    rows that mix strings, booleans and numbers (mixed-type explainers), and with them every
+    row, in the struct form (`to_typed`; read back with `from_typed`)."""
+    kinds = {_kind(v) for d in rows if d is not None for v in d}
+    if kinds <= {"number", None} or kinds <= {"text"}:
+        return rows
+    return [None if d is None else to_typed(list(d)) for d in rows]
+
+
+def _kind(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return "text"
+    return "bool" if isinstance(v, bool) else "number"
+
+
 def from_typed(values: Any) -> list[Any]:
     """One row's `data` as read back (plain values, or the struct form) -> plain values: a
     string, a number or None. A reader never needs to know which form it got."""

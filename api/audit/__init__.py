@@ -20,7 +20,9 @@ from eaas.api.audit.store import ExplanationStore, Pending
 from eaas.api.errors import Unavailable
 from eaas.explain.errors import BadRequest, NotFound
 
-__all__ = ["ExplanationStore", "open_store", "parse_time", "read", "record", "store_url"]
+__all__ = [
+    "ExplanationStore", "open_store", "parse_time", "pending", "read", "record", "store_url"
+]
 
 
 def store_url(settings: Any) -> str:
@@ -63,16 +65,29 @@ def record(
     """Ids for the returned explanations, queued for the writer; None when the store is off."""
     if store is None:
         return None
+    items = pending(store, request_id, loaded, instances, params, out)
+    store.submit(items)
+    return [p.id for p in items]
+
+
+def pending(
+    store: ExplanationStore,
+    request_id: str | None,
+    loaded: Any,
+    instances: list[Any],
+    params: dict[str, Any],
+    out: list[dict[str, Any]],
+) -> list[Pending]:
+    """The explanations to store, with new ids and the parameters the engine used (a request's,
+    queued by `record`; a job's, committed with its progress)."""
     now = int(time.time() * 1000)
     explainer = loaded.explainer
     effective = {**explainer["params"], **params}  # what the engine used, seed included
     ids = store.new_ids(len(out), now)
-    items = [
+    return [
         Pending(i, now, request_id, loaded.model, explainer, effective, inst, exp)
         for i, inst, exp in zip(ids, instances, out, strict=True)
     ]
-    store.submit(items)
-    return [p.id for p in items]
 
 
 def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

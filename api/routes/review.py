@@ -7,7 +7,8 @@ explainer version's run, or the version's `eaas.report_run_id` / `eaas.drift_run
 never taken from the request.
 
 The router carries the same API-key check as /v1. The stored explanations' pages (and the
-per-version list shown here) are api/routes/audit_pages.py.
+per-version list shown here) are api/routes/audit_pages.py. Each model's section also lists its
+newest explanation jobs (api/jobs/store.py), linking to their JSON and results under /v1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,6 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from eaas.api.audit.store import ExplanationStore
 from eaas.api.deps import maybe_explanation_store, repository, require_key, served
+from eaas.api.jobs.store import JobStore
 from eaas.api.routes.audit_pages import latest_block
 from eaas.explain.errors import NotFound
 from eaas.explain.registry import parse_model_uri, resolve_version
@@ -49,6 +52,7 @@ _CSP = {
     "page": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
 }
 MAX_VERSIONS = 10
+MAX_JOBS = 10  # newest jobs per model on the page; the rest are at GET /v1/jobs?model=
 
 
 ARTIFACT_KINDS = ("charts", "report", "drift")
@@ -126,7 +130,9 @@ def page(request: Request) -> HTMLResponse:
     repo = repository(request)
     client = MlflowClient()
     stored = maybe_explanation_store(request)  # its latest explanations per version, when on
-    sections = [_model_section(client, name, stored) for name in repo.names()]
+    # the jobs' tables, when the store is on (not deps.job_store: its 404 would fail the page)
+    jobs: JobStore | None = getattr(request.app.state, "jobs", None)
+    sections = [_model_section(client, name, stored, jobs) for name in repo.names()]
     html = _PAGE.format(css=_CSS, body="".join(sections) or "<p>No models are served.</p>")
     return HTMLResponse(html, headers={"Content-Security-Policy": _CSP["page"]})
 
@@ -136,7 +142,10 @@ def _url(name: str, version: str, artifact: str, path: str) -> str:
 
 
 def _model_section(
-    client: MlflowClient, name: str, stored: ExplanationStore | None = None
+    client: MlflowClient,
+    name: str,
+    stored: ExplanationStore | None = None,
+    jobs: JobStore | None = None,
 ) -> str:
     aliases: dict[str, list[str]] = {}
     for alias, v in client.get_registered_model(name).aliases.items():
@@ -148,6 +157,7 @@ def _model_section(
         parts.append(latest_block(stored, name, str(mv.version)))
     if len(versions) > MAX_VERSIONS:
         parts.append(f"<p>{len(versions) - MAX_VERSIONS} older versions not shown.</p>")
+    parts.append(jobs_block(jobs, name))  # jobs span versions: one list per model
     return "".join(parts) + "</section>"
 
 
@@ -200,6 +210,58 @@ def _drift_line(mv: ModelVersion) -> str:
     )
 
 
+def jobs_block(jobs: JobStore | None, name: str) -> str:
+    """The model's newest jobs (any version) with links to their JSON and results; nothing
+    when the store is off, a line when it does not answer (the rest of the page still shows)."""
+    if jobs is None:
+        return ""
+    try:
+        found, more = jobs.page(name, limit=MAX_JOBS)
+    except Exception:  # as latest_block: a store that is down must not take the page with it
+        return "<div class='jobs'><p class='meta'>Jobs: store unavailable.</p></div>"
+    if not found:
+        return "<div class='jobs'><h3>Jobs</h3><p class='meta'>No jobs yet.</p></div>"
+    head = ("<tr><th>job</th><th>version</th><th>status</th><th>done/total (failed, cancelled)</th>"
+            "<th>created (UTC)</th><th>finished (UTC)</th><th>links</th></tr>")  # fmt: skip
+    rows = "".join(_job_row(j) for j in found)
+    tail = ""
+    if more is not None:  # older ones: the listing names them all, a page at a time
+        listing = escape(f"/v1/jobs?model={quote(name, safe='')}")
+        tail = f"<p class='meta'>Older jobs: <a href='{listing}'>{listing}</a></p>"
+    return f"<div class='jobs'><h3>Jobs</h3><table class='joblist'>{head}{rows}</table>{tail}</div>"
+
+
+def _job_row(job: dict[str, Any]) -> str:
+    """One job as a table row; every value escaped (the error text is the runner's, and may
+    quote an instance)."""
+    base = f"/v1/jobs/{quote(str(job['id']), safe='')}"
+    links = {"JSON": base, "JSONL": f"{base}/results?format=jsonl",
+             "Parquet": f"{base}/results?format=parquet"}  # fmt: skip
+    n = job["instances"]
+    status = escape(str(job["status"]))
+    if job.get("error"):
+        status += f" <span class='meta'>({escape(str(job['error'])[:200])})</span>"
+    return (
+        f"<tr><td class='id'>{escape(str(job['id']))}</td>"
+        f"<td>{escape(str(job['model']['version']))}</td>"
+        f"<td class='status'>{status}</td>"
+        f"<td class='num'>{n['done']}/{n['total']} ({n['failed']}, {n['cancelled']})</td>"
+        f"<td>{_when(job['created_at'])}</td><td>{_when(job['finished_at'])}</td><td>"
+        + " ".join(f"<a href='{escape(u)}'>{k}</a>" for k, u in links.items())
+        + "</td></tr>"
+    )
+
+
+def _when(stamp: str | None) -> str:
+    """An ISO time from the store, shortened to the second (all times there are UTC)."""
+    if stamp is None:
+        return "<span class='meta'>&ndash;</span>"
+    try:
+        return escape(datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return escape(stamp)
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
 background:#f6f7f9} main{max-width:1200px;margin:0 auto;padding:24px}
@@ -211,6 +273,10 @@ margin-left:6px}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;flex:1 1 45%;max-width:560px} figure img{width:100%;height:auto;
 border:1px solid #eee} figcaption{font-size:.8em;color:#555}
+.jobs{border-top:1px solid #eee;padding:6px 0 10px}
+.joblist{border-collapse:collapse;font-size:.85em}
+.joblist th,.joblist td{border:1px solid #e3e3e3;padding:3px 8px;text-align:left}
+.joblist td.id{font-family:ui-monospace,monospace} .joblist td.num{text-align:right}
 """
 _PAGE = (
     '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

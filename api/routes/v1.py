@@ -16,6 +16,7 @@ from eaas.api.schemas import (
     ModelList,
     ServedModelDetail,
 )
+from eaas.explain.errors import BadRequest
 
 router = APIRouter(
     prefix="/v1",
@@ -64,5 +65,16 @@ def get_model(name: str, request: Request) -> Response:
     },
 )
 async def explain(name: str, request: Request, format: str | None = None) -> Response:
-    """Explain each instance; `name` is NAME, NAME@alias or NAME/version."""
+    """Explain each instance; `name` is NAME, NAME@alias or NAME/version. With
+    `Prefer: respond-async` (RFC 7240) the request becomes a job: 202 and `Location`."""
+    if wants_async(request.headers.get("prefer", "")):
+        if format is not None:
+            raise BadRequest("format: a job's results are fetched from /v1/jobs/{id}/results",
+                             field="format")  # fmt: skip
+        return await deps.job_intake(request).submit(name, request, preferred=True)
     return await deps.dataplane(request).explain(name, request, format)
+
+
+def wants_async(prefer: str) -> bool:
+    """RFC 7240: preferences are comma-separated tokens, each with optional parameters."""
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in prefer.split(","))

@@ -129,3 +129,10 @@ def test_stopping_postgresql_keeps_serving(built, pg):
         # back up: new explanations are stored again
         again = explain(client, "tiny-xgb", rows(1, 13.0)).json()["explanations"][0]["id"]
         assert stored(client, again)["id"] == again
+
+
+def test_job_killed_mid_run_resumes_on_postgresql(built, pg):
+    """The SIGKILL-and-restart check of tests/api/test_jobs_kept.py, on PostgreSQL."""
+    from tests.api.test_jobs_kept import kill_mid_job_and_resume
+
+    kill_mid_job_and_resume(pg.url)
