@@ -118,3 +118,18 @@ def serve_process(env: dict[str, str], *args: str, ready: bool = True) -> Iterat
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def slow_mlp(built) -> str:
+    """A served ref whose explanations cost tens of milliseconds a row at `max_evals` 4000: a
+    copy of tiny-mlp version 1 with a permutation explainer of its own (other tests register
+    faster explainers for tiny-mlp itself), for jobs that must still run when a test acts."""
+    from mlflow.tracking import MlflowClient
+
+    from eaas.explain.build import build_explainer
+
+    mv = MlflowClient().copy_model_version("models:/tiny-mlp/1", "jobs-mlp")
+    build_explainer(f"models:/jobs-mlp/{mv.version}", method="permutation", max_evals=64,
+                    background_size=20)  # fmt: skip
+    return f"jobs-mlp/{mv.version}"

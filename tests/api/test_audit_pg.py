@@ -131,8 +131,8 @@ def test_stopping_postgresql_keeps_serving(built, pg):
         assert stored(client, again)["id"] == again
 
 
-def test_job_killed_mid_run_resumes_on_postgresql(built, pg):
+def test_job_killed_mid_run_resumes_on_postgresql(slow_mlp, pg):
     """The SIGKILL-and-restart check of tests/api/test_jobs_kept.py, on PostgreSQL."""
     from tests.api.test_jobs_kept import kill_mid_job_and_resume
 
-    kill_mid_job_and_resume(pg.url)
+    kill_mid_job_and_resume(pg.url, slow_mlp)

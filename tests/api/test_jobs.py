@@ -20,13 +20,13 @@ from tests.api.test_audit import rows
 KEY = "jobs-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TEXTS = ["good movie", "a bad and dull film", "great acting but a weak plot", "fine"]
-SLOW = {"max_evals": 4000, "tolerance": 0.0}  # tiny-mlp: about 50 ms a row
+SLOW = {"max_evals": 4000, "tolerance": 0.0}  # jobs-mlp (conftest `slow_mlp`): ~50 ms a row
 
 
 @pytest.fixture(scope="module")
-def api(built, tmp_path_factory) -> Iterator[httpx.Client]:
+def api(built, slow_mlp, tmp_path_factory) -> Iterator[httpx.Client]:
     url = f"sqlite:///{tmp_path_factory.mktemp('jobs') / 'explanations.db'}"
-    with live_server(models=SERVED, api_keys=[KEY], store_url=url, job_poll_s=0.2,
+    with live_server(models=[*SERVED, slow_mlp], api_keys=[KEY], store_url=url, job_poll_s=0.2,
                      job_max_instances=50) as client:  # fmt: skip
         client.headers.update(AUTH)
         yield client
@@ -174,7 +174,7 @@ def test_bad_submissions_name_the_field(api, query, body, status, field):
 
 
 def test_cancel_stops_the_work_and_ends_the_rest(api):
-    job = submit(api, "tiny-mlp", rows(50, 2.0), **SLOW).json()
+    job = submit(api, "jobs-mlp", rows(50, 2.0), **SLOW).json()
     wait(api, job["id"], until=("running",))
     deadline = time.monotonic() + 60
     while api.get(f"/v1/jobs/{job['id']}").json()["instances"]["done"] == 0:

@@ -21,15 +21,16 @@ from tests.api.test_jobs import SLOW, same, wait
 N_KILLED = 80
 
 
-def kill_mid_job_and_resume(store_url: str) -> None:
+def kill_mid_job_and_resume(store_url: str, model: str) -> None:
     """Submit, SIGKILL the service once some instances are done; start it again (it resumes the
     job once the lease has run out) and SIGTERM it (it hands the job back); start it a third
     time and check the job's instances and the store's explanations one by one."""
     env = {"EAAS_STORE_URL": store_url, "EAAS_JOB_LEASE_S": "2", "EAAS_JOB_POLL_S": "0.2",
-           "EAAS_MODELS": "tiny-mlp@champion"}  # fmt: skip
+           "EAAS_MODELS": model}  # fmt: skip
     inst = rows(N_KILLED, 4.0)
+    name = model.split("/")[0]
     with serve_process(env) as client:
-        res = client.post("/v1/models/tiny-mlp/jobs",
+        res = client.post(f"/v1/models/{name}/jobs",
                           json={"instances": inst, "parameters": {**SLOW, "seed": 9}})  # fmt: skip
         assert res.status_code == 202, res.text
         job_id = res.json()["id"]
@@ -53,7 +54,7 @@ def kill_mid_job_and_resume(store_url: str) -> None:
                                     "cancelled": 0, "pending": 0}  # fmt: skip
         lines = [json.loads(x) for x in
                  client.get(f"/v1/jobs/{job_id}/results").text.splitlines()]  # fmt: skip
-        sync = client.post("/v1/models/tiny-mlp:explain",
+        sync = client.post(f"/v1/models/{name}:explain",
                            json={"instances": inst[:5], "parameters": {**SLOW, "seed": 9}})
         for line, exp in zip(lines, sync.json()["explanations"], strict=False):
             same(line, exp)  # the same numbers before and after the kill
@@ -89,8 +90,8 @@ def owner_and_status(store_url: str, job_id: str) -> tuple[str | None, str]:
     return row.owner, row.status
 
 
-def test_sigkill_mid_job_then_restart_loses_and_doubles_nothing(built, tmp_path):
-    kill_mid_job_and_resume(f"sqlite:///{tmp_path / 'explanations.db'}")
+def test_sigkill_mid_job_then_restart_loses_and_doubles_nothing(slow_mlp, tmp_path):
+    kill_mid_job_and_resume(f"sqlite:///{tmp_path / 'explanations.db'}", slow_mlp)
 
 
 def test_a_10000_row_tabular_job(built, tmp_path):
@@ -152,11 +153,11 @@ def test_store_off_means_no_jobs(built):
         assert isinstance(client, httpx.Client)
 
 
-def test_a_job_over_its_time_budget_fails_and_ends_every_instance(built, tmp_path):
+def test_a_job_over_its_time_budget_fails_and_ends_every_instance(slow_mlp, tmp_path):
     url = f"sqlite:///{tmp_path / 'explanations.db'}"
-    with live_server(models=["tiny-mlp@champion"], store_url=url, job_poll_s=0.2,
+    with live_server(models=[slow_mlp], store_url=url, job_poll_s=0.2,
                      job_timeout_s=1.0) as client:  # fmt: skip
-        res = client.post("/v1/models/tiny-mlp/jobs",
+        res = client.post("/v1/models/jobs-mlp/jobs",
                           json={"instances": rows(200), "parameters": SLOW})  # fmt: skip
         assert "preference-applied" not in res.headers  # only when Prefer asked for it
         job = wait(client, res.json()["id"], until=("failed",), timeout=60)
