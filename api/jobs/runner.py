@@ -146,7 +146,8 @@ class JobRunner:
         except Exception as exc:  # a bug: the job fails with one line, never silently
             log.exception("job %s failed", id_)
             await asyncio.to_thread(self.jobs.finish, id_, self.owner, FAILED,
-                                    f"internal error: {one_line(exc)}")  # fmt: skip
+                                    f"internal error ({type(exc).__name__}); the service log "
+                                    "has the details")  # fmt: skip
         finally:
             self.running.pop(id_, None)
             self.wake()
@@ -249,7 +250,12 @@ class JobRunner:
 
 
 def row_error(exc: BaseException) -> str:
-    """One instance's error on its own row: without the `instances[i].` position."""
+    """One instance's error on its own row: without the `instances[i].` position. An unexpected
+    exception (the model's own code failing) is named by its type only: its message may quote
+    the input, and errors never echo payloads; the log has the details."""
+    if not isinstance(exc, EaasError):
+        log.warning("job instance failed: %s", one_line(exc))
+        return f"internal error ({type(exc).__name__}); the service log has the details"
     return str(getattr(exc, "row_message", None) or one_line(exc))
 
 

@@ -20,7 +20,7 @@ from tests.api.test_audit import rows
 KEY = "jobs-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TEXTS = ["good movie", "a bad and dull film", "great acting but a weak plot", "fine"]
-SLOW = {"max_evals": 4000, "tolerance": 0.0}  # jobs-mlp (conftest `slow_mlp`): ~50 ms a row
+SLOW = {"max_evals": 20000, "tolerance": 0.0}  # jobs-mlp (conftest `slow_mlp`): ~30 ms a row
 
 
 @pytest.fixture(scope="module")
