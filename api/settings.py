@@ -130,6 +130,25 @@ class ServeSettings(CoreSettings):
         "cancellations made elsewhere and looks for waiting jobs."
     )
 
+    # --- Ray Serve (issue 18): `eaas serve --ray`, docs/operations.md ---
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to deploy on (ray://, host:port or auto); "
+        "none: a local Ray is started."
+    )
+    ray_replicas: int = Field(default=1, ge=1, description="Replicas of the app on Ray.")
+    ray_autoscale: str | None = Field(
+        default=None, description="MIN:MAX replicas, autoscaled on ongoing requests per replica "
+        "(instead of a fixed EAAS_RAY_REPLICAS)."
+    )
+    ray_target_ongoing: float = Field(
+        default=2.0, gt=0, description="Autoscaling target: ongoing requests per replica."
+    )
+    ray_replica_cpus: float = Field(default=1.0, gt=0, description="CPUs a replica reserves.")
+    ray_replica_resources: dict[str, float] = Field(
+        default_factory=dict, description='Custom Ray resources a replica needs, as JSON, e.g. '
+        '{"explain": 1} (places replicas on the nodes that offer them).'
+    )
+
     @field_validator("models", "api_keys", mode="before")
     @classmethod
     def _split(cls, v: object) -> object:

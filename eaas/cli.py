@@ -128,16 +128,33 @@ def serve_cmd(
     port: int = typer.Option(None, help="Port [default: EAAS_PORT or 8000]"),
     models: str = typer.Option(None, help="NAME,NAME@alias,... [default: every explainer]"),
     workers: int = typer.Option(None, help="uvicorn worker processes [default: 1]"),
+    ray: bool = typer.Option(False, "--ray", help="Deploy on Ray Serve (pip install 'eaas[ray]')"),
+    address: str = typer.Option(None, help="--ray: the cluster [default: a local Ray]"),
+    replicas: int = typer.Option(None, help="--ray: replicas [default: 1]"),
+    autoscale: str = typer.Option(None, help="--ray: MIN:MAX replicas, autoscaled"),
 ) -> None:
-    """Serve explanations over REST (FastAPI + uvicorn)."""
-    _serve(host=host, port=port, models=models, workers=workers)
+    """Serve explanations over REST (FastAPI + uvicorn, or Ray Serve with --ray)."""
+    if not ray and (address or replicas or autoscale):
+        _fail(ValueError("--address, --replicas and --autoscale need --ray"))
+    if ray and replicas and autoscale:
+        _fail(ValueError("--replicas and --autoscale: choose one"))
+    _serve(host=host, port=port, models=models, workers=workers, ray=ray, ray_address=address,
+           ray_replicas=replicas, ray_autoscale=autoscale)  # fmt: skip
 
 
-def _serve(**flags: object) -> None:
-    from eaas.api.server import serve
+def _serve(ray: bool = False, **flags: object) -> None:
     from eaas.api.settings import ServeSettings
 
     overrides = {k: v for k, v in flags.items() if v is not None}
+    if ray:
+        try:
+            from eaas.api.ray_serve import serve_on_ray
+        except ImportError:
+            _fail(ImportError("--ray needs Ray Serve: pip install 'eaas[ray]'"))
+        _run(lambda: serve_on_ray(ServeSettings(**overrides)))
+        return
+    from eaas.api.server import serve
+
     _run(lambda: serve(ServeSettings(**overrides)))
 
 

@@ -1,0 +1,160 @@
+"""`eaas serve --ray` on a real local Ray cluster: a head node and a second (worker) node on
+127.0.0.1, each with its own CPU count and a custom resource so the replica is placed on the
+worker node; driven over HTTP against the single-process service's numbers; a replica killed
+mid-run recovers. Skipped where Ray is not installed (`pip install 'eaas[ray]'`; CI installs it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.api.conftest import free_port, live_server
+from tests.api.test_audit import rows
+
+pytest.importorskip("ray.serve")
+MODELS = ["tiny-xgb@champion", "tiny-mlp@champion", "tiny-bert@champion"]
+BIN = Path(sys.executable).parent
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def env() -> dict[str, str]:
+    """Read when used: the session's registry variables are set by a fixture."""
+    return {**os.environ, **RAY_ENV}
+
+
+def ray_cli(*args: str) -> str:
+    out = subprocess.run([str(BIN / "ray"), *args], env=env(), capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """Head (1 CPU, resource `head`) and worker (1 CPU, resource `explain`) nodes; stopped at
+    the end whatever happens."""
+    port = free_port()
+    common = ("--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats")
+    try:
+        ray_cli("start", "--head", "--port", str(port), "--include-dashboard", "false",
+                "--resources", '{"head": 1}', *common)  # fmt: skip
+        ray_cli("start", "--address", f"127.0.0.1:{port}", "--resources", '{"explain": 1}',
+                *common)  # fmt: skip
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env(), capture_output=True,
+                       timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def on_ray(built, cluster) -> Iterator[httpx.Client]:
+    """`eaas serve --ray --address` with the replica pinned to the worker node's resource."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    extra = {"EAAS_RAY_REPLICA_RESOURCES": '{"explain": 1}', "EAAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [str(BIN / "eaas"), "serve", "--ray", "--address", cluster, "--port", str(port),
+         "--models", ",".join(MODELS)],
+        env={**env(), **extra}, stdout=subprocess.DEVNULL, stderr=log,
+    )  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready(client):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                why = readyz_text(client)
+                raise RuntimeError(f"eaas serve --ray not ready ({why}): {log.read()[-2000:]!r}")
+            time.sleep(0.5)
+        yield client
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def readyz_text(client: httpx.Client) -> str:
+    try:
+        return client.get("/readyz").text[:500]
+    except httpx.TransportError as exc:
+        return type(exc).__name__
+
+
+def ready(client: httpx.Client) -> bool:
+    try:
+        return client.get("/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+CASES = {
+    "tiny-xgb": rows(3),
+    "tiny-mlp": rows(2, 0.7),
+    "tiny-bert": ["good movie", "a dull and bad film"],
+}
+
+
+def test_same_numbers_as_the_single_process_service(on_ray, tmp_path):
+    got = {m: on_ray.post(f"/v1/models/{m}:explain",
+                          json={"instances": x, "parameters": {"seed": 5}}).json()
+           for m, x in CASES.items()}  # fmt: skip
+    with live_server(models=MODELS, store=False) as local:
+        for m, x in CASES.items():
+            want = local.post(f"/v1/models/{m}:explain",
+                              json={"instances": x, "parameters": {"seed": 5}}).json()  # fmt: skip
+            assert got[m]["explainer"] == want["explainer"]
+            for a, b in zip(got[m]["explanations"], want["explanations"], strict=True):
+                assert a["features"] == b["features"]
+                np.testing.assert_array_equal(a["values"], b["values"], err_msg=m)
+                np.testing.assert_array_equal(a["prediction"], b["prediction"], err_msg=m)
+
+
+def test_the_replica_runs_on_the_worker_node(on_ray, cluster):
+    status = ray_cli("status", "--address", cluster)
+    assert "1.0/1.0 explain" in status  # the replica holds the worker node's resource
+    assert "0.0/1.0 head" in status
+
+
+def test_keys_and_routes_are_the_same(on_ray):
+    assert on_ray.get("/v1/models").status_code == 200
+    assert on_ray.post("/v1/models/tiny-xgb:explain", json={"rows": []}).status_code == 422
+    assert on_ray.get("/v1/jobs/" + "0" * 32).status_code == 404
+
+
+def replica_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "ServeReplica:eaas"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_a_killed_replica_recovers_with_no_5xx_but_503(on_ray):
+    pids = replica_pids()
+    assert pids, "no replica process found"
+    codes: list[int] = []
+    deadline, killed, recovered = time.monotonic() + 180, False, 0
+    while recovered < 3:
+        assert time.monotonic() < deadline, f"no recovery: {codes[-10:]}"
+        if not killed and len(codes) >= 3:
+            os.kill(pids[0], signal.SIGKILL)
+            killed = True
+        res = on_ray.post("/v1/models/tiny-mlp:explain", json={"instances": rows(1, 0.1)})
+        codes.append(res.status_code)
+        assert res.status_code in (200, 503), (res.status_code, res.text[:300])
+        if res.status_code == 503:
+            assert "retry-after" in res.headers
+        recovered = recovered + 1 if killed and res.status_code == 200 else 0
+        time.sleep(0.2)
+    assert killed and replica_pids() and replica_pids() != pids
