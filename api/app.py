@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,6 +27,7 @@ from eaas.api.repository import ModelRepository
 from eaas.api.routes import audit as audit_routes
 from eaas.api.routes import audit_pages, jobs, ops, review, v1
 from eaas.api.settings import ServeSettings
+from eaas.explain.engine import Engine
 
 __all__ = ["Observe", "create_app"]
 
@@ -35,7 +36,11 @@ ROUTERS = (ops.router, audit_routes.router, jobs.router, v1.router, review.route
            audit_pages.router)  # fmt: skip
 
 
-def create_app(settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ServeSettings | None = None, loader: Callable[[str], Engine] | None = None
+) -> FastAPI:
+    """`loader`: explainer URI -> engine (default: the core's `load_explainer`; on Ray, one
+    that also gives the engine its batch workers)."""
     settings = settings or ServeSettings()
     app = FastAPI(
         title="eaas",
@@ -45,7 +50,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.repository = ModelRepository(
-        list(settings.models), settings.max_loaded_explainers, settings
+        list(settings.models), settings.max_loaded_explainers, settings, loader
     )
     app.state.metrics = Metrics()
     app.state.explanation_store = None  # opened by the lifespan (EAAS_STORE=off: stays None)

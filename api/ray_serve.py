@@ -27,10 +27,16 @@ ENV_PREFIXES = ("EAAS_", "MLFLOW_", "HF_", "OMP_", "MKL_", "OPENBLAS_")
 
 
 def _build() -> Any:
-    """Run on each replica when it starts: the app, from the replica's environment."""
+    """Run on each replica when it starts: the app, from the replica's environment; with
+    EAAS_RAY_FANOUT workers, each explainer's evaluation batches spread over them."""
     from eaas.api.app import create_app
+    from eaas.api.ray_fanout import fanout_loader
 
-    return create_app(ServeSettings())
+    settings = ServeSettings()
+    loader = None
+    if settings.ray_fanout > 0:
+        loader = fanout_loader(settings, settings.ray_fanout, settings.ray_replica_cpus)
+    return create_app(settings, loader)
 
 
 def replica_env(settings: ServeSettings) -> dict[str, str]:

@@ -144,6 +144,10 @@ class ServeSettings(CoreSettings):
         default=2.0, gt=0, description="Autoscaling target: ongoing requests per replica."
     )
     ray_replica_cpus: float = Field(default=1.0, gt=0, description="CPUs a replica reserves.")
+    ray_fanout: int = Field(
+        default=0, ge=0, description="Ray: batch workers per explainer that a heavy text "
+        "explanation's forward batches are spread over (same numbers; 0: none)."
+    )
     ray_replica_resources: dict[str, float] = Field(
         default_factory=dict, description='Custom Ray resources a replica needs, as JSON, e.g. '
         '{"explain": 1} (places replicas on the nodes that offer them).'

@@ -9,6 +9,7 @@ registry in `explain/methods.py`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -71,3 +72,14 @@ class Method(ABC):
     def cost(self, data: Any, params: Params) -> int:
         """Estimated work of a request (words x evaluations for text); 0: cheap, not priced."""
         return 0
+
+    # --- fan-out: one explanation's model evaluations spread over other processes -----------
+
+    def spread_to(self, spread: Callable[..., list[Any]]) -> bool:
+        """Run this method's independent evaluation batches through `spread(batches, stop)`
+        (results in order, equal to `run_batch` on each); False when the method has none."""
+        return False
+
+    def run_batch(self, batch: Any) -> Any:
+        """One evaluation batch, as `spread` gets it: what a remote worker runs."""
+        raise NotImplementedError(f"method '{self.name}' has no evaluation batches to spread")

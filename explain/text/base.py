@@ -10,7 +10,9 @@ docs/text.md explains the choice.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,18 @@ class TextMethod(Method):
     @property
     def output_space(self) -> str:
         return self.fn.output_space
+
+    def spread_to(self, spread: Callable[..., list[Any]]) -> bool:
+        """A transformers model's forward batches are independent: they can run elsewhere."""
+        if not isinstance(self.fn, TextForward):
+            return False
+        self.fn.spread = spread
+        return True
+
+    def run_batch(self, batch: Any) -> Any:
+        if not isinstance(self.fn, TextForward):
+            return super().run_batch(batch)
+        return self.fn.run_batch(batch)
 
     def explain(self, texts: list[str], params: Params, stop: Stop | None = None) -> Explanations:
         k = self.fn.n_classes

@@ -8,7 +8,7 @@ is polled before each one, so a caller's time budget ends the work within one fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,8 @@ import torch
 from eaas.explain.errors import Stop, Stopped
 from eaas.explain.source import transformers_head
 from eaas.explain.text.windows import Layout, model_limit
+
+Spread = Callable[[list[list[list[int]]], Stop | None], list[np.ndarray]]
 
 
 def check_text_model(source: Any, method: str) -> None:
@@ -75,6 +77,9 @@ class TextForward:
         self.calls = 0  # forward batches run (tests count them)
         self.collapse = False  # one mask token per run of masked words instead of per word
         self.head = transformers_head(model.config)
+        # runs a call's forward batches elsewhere (`eaas serve --ray`: other replicas' nodes);
+        # None: here, one after the other
+        self.spread: Spread | None = None
 
     @property
     def output_space(self) -> str:
@@ -114,25 +119,37 @@ class TextForward:
         """(len(seqs), outputs) model outputs (probabilities, or raw values for a regression
         head), in forward batches of similar lengths."""
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        groups = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        batches = [[seqs[i] for i in idx] for idx in groups]
+        if self.spread is not None and len(batches) > 1:
+            # the same forward batches, run elsewhere: the numbers do not change
+            results = self.spread(batches, stop)
+        else:
+            results = []
+            for batch in batches:
+                if stop is not None and stop():
+                    raise Stopped("explanation stopped: its time budget ran out")
+                results.append(self.run_batch(batch))
         out: list[np.ndarray] = [np.empty(0)] * len(seqs)
-        for s in range(0, len(order), self.batch_size):
-            if stop is not None and stop():
-                raise Stopped("explanation stopped: its time budget ran out")
-            idx = order[s : s + self.batch_size]
-            width = max(len(seqs[i]) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            att = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(seqs[i])] = torch.tensor(seqs[i])
-                att[r, : len(seqs[i])] = 1
-            self.calls += 1
-            logits = self.model(
-                input_ids=ids.to(self.device), attention_mask=att.to(self.device)
-            ).logits
-            p = self.activate(logits.float()).cpu().numpy().astype(float)
+        for idx, p in zip(groups, results, strict=True):
             for r, i in enumerate(idx):
                 out[i] = p[r]
         return np.stack(out) if seqs else np.zeros((0, self.n_classes))
+
+    @torch.inference_mode()
+    def run_batch(self, batch: list[list[int]]) -> np.ndarray:
+        """One forward batch (token-id sequences, padded to the longest): (len, outputs)."""
+        width = max(len(q) for q in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        att = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, q in enumerate(batch):
+            ids[r, : len(q)] = torch.tensor(q)
+            att[r, : len(q)] = 1
+        self.calls += 1
+        logits = self.model(
+            input_ids=ids.to(self.device), attention_mask=att.to(self.device)
+        ).logits
+        return self.activate(logits.float()).cpu().numpy().astype(float)
 
     @property
     def n_classes(self) -> int:

@@ -61,7 +61,8 @@ def on_ray(built, cluster) -> Iterator[httpx.Client]:
     """`eaas serve --ray --address` with the replica pinned to the worker node's resource."""
     port = free_port()
     log = tempfile.TemporaryFile()
-    extra = {"EAAS_RAY_REPLICA_RESOURCES": '{"explain": 1}', "EAAS_NUM_THREADS": "1"}
+    extra = {"EAAS_RAY_REPLICA_RESOURCES": '{"explain": 1}', "EAAS_NUM_THREADS": "1",
+             "EAAS_RAY_FANOUT": "1"}  # one batch worker per text explainer: the head's CPU
     proc = subprocess.Popen(
         [str(BIN / "eaas"), "serve", "--ray", "--address", cluster, "--port", str(port),
          "--models", ",".join(MODELS)],
@@ -108,6 +109,29 @@ CASES = {
 }
 
 
+LONG = "the plot was dull and boring but the acting was good and the music great too"
+
+
+def test_one_heavy_explanation_spread_over_the_cluster_gives_the_same_numbers(on_ray):
+    """Sampled over 16 words at 600 evaluations: 10 forward batches, half of them run by the
+    batch worker on the head node; equal to the single-process service to the last bit."""
+    body = {"instances": [LONG], "parameters": {"seed": 11, "max_evals": 600, "tolerance": 0}}
+    got = on_ray.post("/v1/models/tiny-bert:explain", json=body).json()
+    with live_server(models=MODELS, store=False) as local:
+        want = local.post("/v1/models/tiny-bert:explain", json=body).json()
+    a, b = got["explanations"][0], want["explanations"][0]
+    assert len(a["features"]) == 16
+    for k in ("values", "prediction", "base_values", "approximation_error"):
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-12, err_msg=k)
+
+
+def test_shares_cut_batches_in_order():
+    from eaas.api.ray_fanout import shares
+
+    assert shares(10, 2) == [(0, 5), (5, 10)] and shares(3, 5) == [(0, 1), (1, 2), (2, 3)]
+    assert shares(7, 3) == [(0, 2), (2, 5), (5, 7)]
+
+
 def test_same_numbers_as_the_single_process_service(on_ray, tmp_path):
     got = {m: on_ray.post(f"/v1/models/{m}:explain",
                           json={"instances": x, "parameters": {"seed": 5}}).json()
@@ -127,6 +151,7 @@ def test_the_replica_runs_on_the_worker_node(on_ray, cluster):
     status = ray_cli("status", "--address", cluster)
     assert "1.0/1.0 explain" in status  # the replica holds the worker node's resource
     assert "0.0/1.0 head" in status
+    assert "2.0/2.0 CPU" in status  # and the text explainer's batch worker the head's CPU
 
 
 def test_keys_and_routes_are_the_same(on_ray):
