@@ -25,13 +25,21 @@ WAIT_S = 0.05  # how often the stop is polled while remote shares run
 
 
 class BatchWorker:
-    """A Ray actor: one explainer version, running the evaluation batches it is sent."""
+    """A Ray actor: runs the evaluation batches it is sent with the explainer version named
+    (loaded from the registry on first use, the most recent few kept)."""
 
-    def __init__(self, uri: str) -> None:
-        self.engine = load_explainer(uri, settings=CoreSettings())
+    def __init__(self, keep: int = 4) -> None:
+        from collections import OrderedDict
 
-    def run(self, batches: list[Any]) -> list[np.ndarray]:
-        return [self.engine.method.run_batch(b) for b in batches]
+        self.engines: OrderedDict[str, Engine] = OrderedDict()
+        self.keep = keep
+
+    def run(self, uri: str, batches: list[Any]) -> list[np.ndarray]:
+        engine = self.engines.pop(uri, None) or load_explainer(uri, settings=CoreSettings())
+        self.engines[uri] = engine
+        while len(self.engines) > self.keep:
+            self.engines.popitem(last=False)
+        return [engine.method.run_batch(b) for b in batches]
 
 
 def shares(n: int, parts: int) -> list[tuple[int, int]]:
@@ -42,23 +50,18 @@ def shares(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 class RaySpread:
-    """`spread(batches, stop)`: this replica runs the first share, the workers the others."""
+    """`spread(batches, stop)` for one explainer: this replica runs the first share, the
+    replica's batch workers (shared by its explainers) the others."""
 
-    def __init__(self, engine: Engine, uri: str, workers: int, cpus: float) -> None:
-        import ray
-
-        self.engine = engine
-        actor = ray.remote(num_cpus=cpus)(BatchWorker)
-        # SPREAD: the workers go to other nodes where they can, not next to this replica
-        self.workers: list[Any] = [actor.options(scheduling_strategy="SPREAD").remote(uri)
-                        for _ in range(workers)]  # fmt: skip
+    def __init__(self, engine: Engine, uri: str, workers: list[Any]) -> None:
+        self.engine, self.uri, self.workers = engine, uri, workers
 
     def __call__(self, batches: list[Any], stop: Stop | None = None) -> list[np.ndarray]:
         import ray
 
         ranges = shares(len(batches), len(self.workers) + 1)
         # fewer batches than workers + 1: the spare workers get nothing
-        refs = [w.run.remote(batches[a:b])
+        refs = [w.run.remote(self.uri, batches[a:b])
                 for w, (a, b) in zip(self.workers, ranges[1:], strict=False)]  # fmt: skip
         a, b = ranges[0]
         mine = []
@@ -78,16 +81,19 @@ class RaySpread:
 
 
 def fanout_loader(settings: CoreSettings, workers: int, cpus: float) -> Any:
-    """The repository's loader on a Ray replica: each explainer whose method has evaluation
-    batches to spread gets `workers` batch workers."""
+    """The repository's loader on a Ray replica: the replica starts `workers` batch workers
+    (SPREAD: on other nodes where it can), and every explainer whose method has evaluation
+    batches to spread runs them through those."""
+    import ray
+
+    actor = ray.remote(num_cpus=cpus)(BatchWorker)
+    pool: list[Any] = [actor.options(scheduling_strategy="SPREAD").remote()
+                       for _ in range(workers)]  # fmt: skip
 
     def load(uri: str) -> Engine:
         engine = load_explainer(uri, settings=settings)
-        if workers > 0:
-            spread = RaySpread(engine, uri, workers, cpus)
-            if not engine.method.spread_to(spread):
-                for w in spread.workers:  # nothing to spread: do not hold their CPUs
-                    __import__("ray").kill(w)
+        if pool:
+            engine.method.spread_to(RaySpread(engine, uri, pool))
         return engine
 
     return load

@@ -19,7 +19,7 @@ from eaas.explain.errors import MissingBackground
 from eaas.explain.shapley import Estimate, Game, row_rng
 from eaas.explain.source import SourceModel
 from eaas.explain.tabular.base import Computed, TabularMethod
-from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, masked_values
+from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, Spread, masked_values
 from eaas.explain.validation import Params
 
 
@@ -43,6 +43,7 @@ class SampledMethod(TabularMethod):
         # typed frames cost more per call than arrays: fewer, larger calls (estimators.py)
         self.rows_per_call = MAX_ROWS_PER_CALL * (1 if self.codec is None else 4)
         self.fn = self.model_on(vocab)
+        self.spread: Spread | None = None  # where model calls run (here unless set)
         self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
 
     def model_on(self, vocab: list[list[str]] | None) -> Fn:
@@ -62,8 +63,20 @@ class SampledMethod(TabularMethod):
         return fn
 
     def game(self, fn: Fn, row: np.ndarray) -> Game:
-        """The interventional game of one row: absent features take the background's values."""
-        return lambda masks: masked_values(fn, row, masks, self.bg, self.rows_per_call)
+        """The interventional game of one row: absent features take the background's values.
+        Its model calls may run elsewhere (`spread_to`) when the model is this method's own
+        (a mixed-type row's model decodes with the request's vocabulary: always here)."""
+        spread = self.spread if fn is self.fn else None
+        return lambda masks: masked_values(fn, row, masks, self.bg, self.rows_per_call, spread)
+
+    def spread_to(self, spread: Any) -> bool:
+        self.spread = spread
+        return True
+
+    def run_batch(self, batch: Any) -> Any:
+        """One model call of `masked_values`: (row, masks) -> (masks, outputs)."""
+        row, masks = batch
+        return masked_values(self.fn, row, masks, self.bg, self.rows_per_call)
 
     def _compute(
         self, rows: np.ndarray, max_evals: int, seed: int
