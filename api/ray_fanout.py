@@ -3,8 +3,8 @@
 A text explanation's model evaluations are independent. The method groups them into forward
 batches exactly as it would run them here (`TextForward.probs`: sorted by length, cut into
 batches), and a `RaySpread` runs those same batches on N `BatchWorker` actors (each holding the
-same explainer version, loaded from the registry by its URI) and on this replica, in contiguous
-shares. The batches are the same, so the numbers are the same as a local run; only where each
+same explainer version, loaded from the registry by its URI) and on this replica, the batches
+dealt in turn. The batches are the same, so the numbers are the same as a local run; only where each
 batch runs changes. The stop is polled before the local share and while waiting for the rest.
 """
 
@@ -42,11 +42,11 @@ class BatchWorker:
         return [engine.method.run_batch(b) for b in batches]
 
 
-def shares(n: int, parts: int) -> list[tuple[int, int]]:
-    """`n` batches cut into at most `parts` contiguous [a, b) ranges of near-equal size."""
+def shares(n: int, parts: int) -> list[list[int]]:
+    """`n` batches dealt to at most `parts` shares in turn (batch i to share i mod parts): the
+    batches come sorted by length, so contiguous shares would leave the longest all to one."""
     parts = max(1, min(parts, n))
-    cuts = [round(i * n / parts) for i in range(parts + 1)]
-    return [(cuts[i], cuts[i + 1]) for i in range(parts)]
+    return [list(range(p, n, parts)) for p in range(parts)]
 
 
 class RaySpread:
@@ -59,13 +59,12 @@ class RaySpread:
     def __call__(self, batches: list[Any], stop: Stop | None = None) -> list[np.ndarray]:
         import ray
 
-        ranges = shares(len(batches), len(self.workers) + 1)
+        dealt = shares(len(batches), len(self.workers) + 1)
         # fewer batches than workers + 1: the spare workers get nothing
-        refs = [w.run.remote(self.uri, batches[a:b])
-                for w, (a, b) in zip(self.workers, ranges[1:], strict=False)]  # fmt: skip
-        a, b = ranges[0]
+        refs = [w.run.remote(self.uri, [batches[i] for i in idx])
+                for w, idx in zip(self.workers, dealt[1:], strict=False)]  # fmt: skip
         mine = []
-        for batch in batches[a:b]:
+        for batch in (batches[i] for i in dealt[0]):
             if stop is not None and stop():
                 raise Stopped("explanation stopped: its time budget ran out")
             mine.append(self.engine.method.run_batch(batch))
@@ -76,8 +75,11 @@ class RaySpread:
                     ray.cancel(ref)
                 raise Stopped("explanation stopped: its time budget ran out")
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=WAIT_S)
-        rest = [r for part in ray.get(refs) for r in part]
-        return mine + rest
+        out: list[np.ndarray] = [np.empty(0)] * len(batches)
+        for idx, part in zip(dealt, [mine, *ray.get(refs)], strict=True):
+            for i, r in zip(idx, part, strict=True):
+                out[i] = r
+        return out
 
 
 def fanout_loader(settings: CoreSettings, workers: int, cpus: float) -> Any:

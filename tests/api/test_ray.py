@@ -139,11 +139,11 @@ def test_a_heavy_black_box_explanation_spread_gives_the_same_numbers(on_ray, slo
             np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-12, err_msg=k)
 
 
-def test_shares_cut_batches_in_order():
+def test_shares_deal_the_batches_in_turn():
     from eaas.api.ray_fanout import shares
 
-    assert shares(10, 2) == [(0, 5), (5, 10)] and shares(3, 5) == [(0, 1), (1, 2), (2, 3)]
-    assert shares(7, 3) == [(0, 2), (2, 5), (5, 7)]
+    assert shares(5, 2) == [[0, 2, 4], [1, 3]] and shares(2, 5) == [[0], [1]]
+    assert sorted(i for s in shares(7, 3) for i in s) == list(range(7))
 
 
 def test_same_numbers_as_the_single_process_service(on_ray, tmp_path):
