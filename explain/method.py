@@ -82,4 +82,6 @@ class Method(ABC):
 
     def run_batch(self, batch: Any) -> Any:
         """One evaluation batch, as `spread` gets it: what a remote worker runs."""
-        raise NotImplementedError(f"method '{self.name}' has no evaluation batches to spread")
+        from eaas.explain.errors import UnsupportedModel  # the default: spread_to said False
+
+        raise UnsupportedModel(f"method '{self.name}' has no evaluation batches to spread")
