@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from eaas.api.audit.store import ExplanationStore, Pending, new_id
-from eaas.api.jobs.store import DONE, JobStore, Outcome, now_ms
+from eaas.api.jobs.store import JobStore, Outcome, now_ms
 
 pytestmark = pytest.mark.fast
 
@@ -46,13 +46,16 @@ def build(home: Path) -> Db:
     jobs = JobStore(ExplanationStore(url))
     try:
         done = submit(jobs, "tiny-xgb", 3, errors=[None, "instances[1]: refused", None])
-        assert jobs.claim(OWNER, 60, ["tiny-xgb"])["id"] == done  # type: ignore[index]
-        jobs.commit(done, OWNER, [Outcome(0, pending=pending("tiny-xgb", 0)),
-                                  Outcome(2, error="failed while explaining")])  # fmt: skip
-        assert jobs.finish(done, OWNER, DONE)
+        assert jobs.claim(["tiny-xgb"])["id"] == done  # type: ignore[index]
+        claim = jobs.take(done, OWNER, 60, 8)
+        assert claim is not None and [i for i, _ in claim.todo] == [0, 2]
+        assert jobs.commit(claim, OWNER, [Outcome(0, pending=pending("tiny-xgb", 0)),
+                                          Outcome(2, error="failed while explaining")])  # fmt: skip
         running = submit(jobs, "tiny-xgb", 2)
-        assert jobs.claim(OWNER, 60, ["tiny-xgb"])["id"] == running  # type: ignore[index]
-        jobs.commit(running, OWNER, [Outcome(0, pending=pending("tiny-xgb", 0))])
+        assert jobs.claim(["tiny-xgb"])["id"] == running  # type: ignore[index]
+        claim = jobs.take(running, OWNER, 60, 1)
+        assert claim is not None and not jobs.commit(
+            claim, OWNER, [Outcome(0, pending=pending("tiny-xgb", 0))])
         queued = submit(jobs, "tiny-lgbm", 2)
     finally:
         jobs.engine.dispose()

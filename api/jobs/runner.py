@@ -1,11 +1,13 @@
 """The job runner: one per service process, an asyncio task beside the request handlers.
 
-Every `job_poll_s` it renews the leases of the jobs it runs (and learns which were cancelled
-elsewhere), refreshes the job gauges, and claims the oldest waiting job while it runs fewer than
-`job_threads`. A job is explained a chunk at a time on the executor's thread pool, through the
-same `run_engine` call as a synchronous request (same numbers), and each chunk is committed in
-one transaction (`JobStore.commit`): a process killed mid-chunk loses only that chunk's work,
-which the next owner redoes once the lease has run out.
+Every `job_poll_s` it renews the leases of its claims (and learns which jobs were cancelled
+elsewhere), refreshes the job gauges, and joins the oldest job with free work while it runs
+fewer than `job_threads`. A job is explained a chunk at a time: the runner *takes* a chunk from
+the store (the next pending instances no other process holds, or a chunk whose owner died),
+explains it on the executor's thread pool through the same `run_engine` call as a synchronous
+request (same numbers), and commits it in one transaction (`JobStore.commit`). So every process
+serving the model (uvicorn workers, hosts, Ray replicas) works on the same job at once, and a
+process killed mid-chunk loses only that chunk, which another takes once its lease has run out.
 
 The sharing rule (docs/operations.md): a process runs at most `job_threads` jobs at once, oldest
 first (FIFO across jobs), each one chunk at a time, so jobs hold at most `job_threads` of the
@@ -30,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from eaas.api import audit
 from eaas.api.batching import Abandoned, Executor, run_engine
 from eaas.api.errors import Unavailable
-from eaas.api.jobs.store import CANCELLED, DONE, FAILED, RUNNING, JobStore, Lost, Outcome
+from eaas.api.jobs.store import ACTIVE, CANCELLED, FAILED, JobStore, Lost, Outcome
 from eaas.api.metrics import Metrics
 from eaas.api.repository import Loaded, ModelRepository
 from eaas.api.settings import ServeSettings
@@ -98,8 +100,8 @@ class JobRunner:
         lease = self.settings.job_lease_s
         seen = await asyncio.to_thread(self.jobs.renew, self.owner, list(self.running), lease)
         for id_, status in seen.items():
-            if status != RUNNING and id_ in self.running:
-                self.running[id_].halt(status)  # cancelled elsewhere, or lost
+            if status not in ACTIVE and id_ in self.running:
+                self.running[id_].halt(status)  # cancelled elsewhere, or ended
         counts = await asyncio.to_thread(self.jobs.counts)
         for status, n in counts.items():
             self.metrics.jobs.labels(status).set(n)
@@ -110,7 +112,7 @@ class JobRunner:
         # different models may share one store)
         served = self.repository.names() if self.repository.ready else []
         while served and len(self.running) < self.settings.job_threads:
-            job = await asyncio.to_thread(self.jobs.claim, self.owner, lease, served)
+            job = await asyncio.to_thread(self.jobs.claim, served, list(self.running))
             if job is None:
                 break
             run = self.running[job["id"]] = Running(job)
@@ -137,15 +139,13 @@ class JobRunner:
         id_ = run.job["id"]
         try:
             await self._work(run)
-        except Lost:
-            log.info("job %s: no longer ours (cancelled or taken over)", id_)
         except (SQLAlchemyError, OSError) as exc:  # the lease runs out; another owner resumes
             log.warning("job %s: store unavailable (%s)", id_, type(exc).__name__)
         except EaasError as exc:  # e.g. parameters the explainer no longer takes: say why
             await self._finish(run.job, FAILED, one_line(exc))
         except Exception as exc:  # a bug: the job fails with one line, never silently
             log.exception("job %s failed", id_)
-            await asyncio.to_thread(self.jobs.finish, id_, self.owner, FAILED,
+            await asyncio.to_thread(self.jobs.finish, id_, FAILED,
                                     f"internal error ({type(exc).__name__}); the service log "
                                     "has the details")  # fmt: skip
         finally:
@@ -160,7 +160,7 @@ class JobRunner:
         params = loaded.engine.check_params(job["parameters"])
         started = time.time() if job["started_at"] is None else _epoch(job["started_at"])
         deadline = started + job["timeout_s"]
-        size, after = loaded.engine.inputs.chunk, -1
+        size, lease = loaded.engine.inputs.chunk, self.settings.job_lease_s
         while True:
             if run.stop.is_set():
                 if run.why == "shutdown":
@@ -170,19 +170,24 @@ class JobRunner:
                 why = f"job time budget of {job['timeout_s']:g} s exceeded"
                 await self._finish(job, FAILED, why)
                 return
-            todo = await asyncio.to_thread(self.jobs.pending, job["id"], size, after)
-            if not todo:
-                await self._finish(job, DONE)
-                return
+            claim = await asyncio.to_thread(self.jobs.take, job["id"], self.owner, lease, size)
+            if claim is None or not claim.todo:
+                return  # the job ended, or the rest is in other processes' hands
             t0 = time.monotonic()
-            outcomes = await self._chunk(run, loaded, params, todo, deadline)
+            outcomes = await self._chunk(run, loaded, params, claim.todo, deadline)
             if outcomes is None:
                 continue  # stopped mid-chunk: the loop's first checks say why
-            await asyncio.to_thread(self.jobs.commit, job["id"], self.owner, outcomes)
-            after = todo[-1][0]
+            try:
+                ended = await asyncio.to_thread(self.jobs.commit, claim, self.owner, outcomes,
+                                                self.settings.store_inputs)  # fmt: skip
+            except Lost:  # the job ended, or this chunk's lease ran out and was taken over
+                log.info("job %s: chunk at %d no longer ours", job["id"], claim.first)
+                continue
             ok = sum(o.pending is not None for o in outcomes)
             self.metrics.job_instances.labels("done").inc(ok)
             self.metrics.job_instances.labels("error").inc(len(outcomes) - ok)
+            if ended:
+                return
             size = _resize(size, time.monotonic() - t0, loaded.engine.inputs.chunk,
                            self.settings.max_batch)  # fmt: skip
 
@@ -198,7 +203,7 @@ class JobRunner:
         return None
 
     async def _finish(self, job: dict[str, Any], status: str, error: str | None = None) -> None:
-        await asyncio.to_thread(self.jobs.finish, job["id"], self.owner, status, error,
+        await asyncio.to_thread(self.jobs.finish, job["id"], status, error,
                                 self.settings.store_inputs)  # fmt: skip
 
     async def _chunk(

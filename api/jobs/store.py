@@ -1,132 +1,62 @@
 """Explanation jobs in the explanation store's database: one row per job, one per instance.
 
 Every state change is one transaction guarded by the state it expects, so several processes
-(uvicorn workers, restarted services) can share the tables without a coordinator:
-- a process *claims* a queued job, or a running one whose lease ran out (its owner died), with
-  an UPDATE that names the state it saw; only one claimant's UPDATE matches;
-- the owner *renews* its lease while it works;
-- a chunk of results is *committed* in one transaction that first bumps the job row where this
-  process still owns it and it still runs (the row lock serializes committers), then checks that
-  the chunk's instances are still pending, then writes their explanations and marks them. A
-  process that lost its lease, or a cancelled job, writes nothing: no instance ends twice;
+(uvicorn workers, hosts, Ray replicas) can share the tables, and one job, without a coordinator.
+Work is handed out a chunk of instances at a time, as *claims* (`eaas_job_claims`: a range of
+instance indices, its owner, a lease):
+- a process *takes* a chunk: the first pending instances no claim in flight covers, or a claim
+  in flight whose lease ran out (its owner died), whole. The transaction first updates the job
+  row, so takers and committers of one job are serialized by its row lock;
+- the owner *renews* the leases of its claims while it works;
+- a chunk of results is *committed* in one transaction that bumps the job row where it still
+  runs, marks the claim committed where this process still owns it, checks that the chunk's
+  instances are still pending, then writes their explanations and marks them; the commit that
+  ends the last instance ends the job. A process whose claim was taken over, or a cancelled job,
+  writes nothing: no instance ends twice. Committed claims stay, so which process explained
+  which instances is on record;
 - cancelling marks the job and its pending instances in one transaction.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from eaas.api.audit.store import ExplanationStore, Pending, explanations, iso, meta
-from eaas.explain.errors import BadRequest
-
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
-ACTIVE = (QUEUED, RUNNING)
-# an instance: waiting, explained (one stored explanation) or refused/failed (one error)
-PENDING, ERROR = "pending", "error"
-INSERT_ROWS = 1000  # instances per INSERT at submission
-MAX_ITEMS = 1000  # most instances in one page of a job's listing
-
-jobs = sa.Table(
-    "eaas_jobs",
-    meta,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("created_ms", sa.BigInteger, nullable=False),
-    sa.Column("request_id", sa.String(64)),
-    sa.Column("model_name", sa.String(256), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("explainer_name", sa.String(256), nullable=False),
-    sa.Column("explainer_version", sa.String(32), nullable=False),
-    sa.Column("method", sa.String(64), nullable=False),
-    sa.Column("parameters", sa.Text, nullable=False),  # JSON: as submitted (checked)
-    sa.Column("on_invalid", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("total", sa.Integer, nullable=False),
-    sa.Column("done", sa.Integer, nullable=False),  # explained
-    sa.Column("failed", sa.Integer, nullable=False),  # ended with an error
-    sa.Column("cancelled", sa.Integer, nullable=False),  # ended by a cancel, not explained
-    sa.Column("timeout_s", sa.Float, nullable=False),
-    sa.Column("started_ms", sa.BigInteger),
-    sa.Column("finished_ms", sa.BigInteger),
-    sa.Column("owner", sa.String(96)),
-    sa.Column("lease_ms", sa.BigInteger),
-    sa.Column("error", sa.Text),
-    sa.Index("ix_eaas_jobs_status", "status", "created_ms"),
-    sa.Index("ix_eaas_jobs_model", "model_name", "created_ms"),
-)
-items = sa.Table(
-    "eaas_job_items",
-    meta,
-    sa.Column("job_id", sa.String(32), primary_key=True),
-    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("input", sa.Text),  # JSON; cleared when the job ends if inputs are not kept
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("explanation_id", sa.String(32)),
-    sa.Column("error", sa.Text),
+from eaas.api.audit.store import ExplanationStore, explanations, meta
+from eaas.api.jobs.tables import (
+    ACTIVE,
+    CANCELLED,
+    DONE,
+    ERROR,
+    FAILED,
+    INSERT_ROWS,
+    MAX_ITEMS,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    Claim,
+    Lost,
+    Outcome,
+    claims,
+    free,
+    in_flight,
+    item_cursor,
+    items,
+    jobs,
+    now_ms,
+    take_late,
+    to_item,
+    to_job,
+    todo_rows,
+    uncovered,
 )
 
-
-class Lost(Exception):
-    """This process no longer owns the job (cancelled, or its lease went to another)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one instance ended: its explanation (to store) or its error."""
-
-    idx: int
-    pending: Pending | None = None
-    error: str | None = None
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def to_job(row: Any) -> dict[str, Any]:
-    """A job row as the API shows it."""
-    m = row._mapping
-    t = {k: (iso(m[k]) if m[k] is not None else None)
-         for k in ("created_ms", "started_ms", "finished_ms")}  # fmt: skip
-    return {
-        "id": m["id"],
-        "status": m["status"],
-        "model": {"name": m["model_name"], "version": m["model_version"]},
-        "explainer": {"name": m["explainer_name"], "version": m["explainer_version"],
-                      "method": m["method"]},  # fmt: skip
-        "parameters": json.loads(m["parameters"]),
-        "on_invalid": m["on_invalid"],
-        "instances": {"total": m["total"], "done": m["done"], "failed": m["failed"],
-                      "cancelled": m["cancelled"],
-                      "pending": m["total"] - m["done"] - m["failed"] - m["cancelled"]},
-        "created_at": t["created_ms"],
-        "started_at": t["started_ms"],
-        "finished_at": t["finished_ms"],
-        "timeout_s": m["timeout_s"],
-        "error": m["error"],
-        "request_id": m["request_id"],
-    }
-
-
-def to_item(row: Any) -> dict[str, Any]:
-    m = row._mapping
-    return {"index": m["idx"], "status": m["status"], "explanation_id": m["explanation_id"],
-            "error": m["error"]}  # fmt: skip
-
-
-def item_cursor(cursor: str | None) -> int:
-    """The listing's cursor is the next instance's index, as a decimal string."""
-    if cursor is None:
-        return 0
-    if not cursor.isdigit():
-        raise BadRequest("cursor: not a cursor returned by this endpoint", field="cursor")
-    return int(cursor)
+__all__ = ["ACTIVE", "CANCELLED", "DONE", "FAILED", "MAX_ITEMS", "QUEUED", "RUNNING", "STATUSES",
+           "Claim", "JobStore", "Lost", "Outcome", "item_cursor", "items", "jobs", "now_ms"]  # fmt: skip
 
 
 class JobStore:
@@ -139,7 +69,7 @@ class JobStore:
     def ensure_schema(self) -> None:
         if not self.schema_ready:
             self.store.ensure_schema()  # the shared metadata: creates the job tables too
-            meta.create_all(self.engine, tables=[jobs, items])
+            meta.create_all(self.engine, tables=[jobs, items, claims])
             self.schema_ready = True
 
     # --- submission --------------------------------------------------------------------------
@@ -165,84 +95,103 @@ class JobStore:
 
     # --- running -----------------------------------------------------------------------------
 
-    def claim(self, owner: str, lease_s: float, models: list[str]) -> dict[str, Any] | None:
-        """The oldest queued job of `models`, or a running one whose lease ran out, now owned
-        by `owner`."""
+    def claim(self, models: list[str], busy: list[str] | tuple[str, ...] = ()
+              ) -> dict[str, Any] | None:  # fmt: skip
+        """The oldest active job of `models` with work free for another process (pending
+        instances no claim covers, or a claim whose lease ran out), `busy` jobs left out."""
         self.ensure_schema()
-        now = now_ms()
-        free = sa.or_(jobs.c.status == QUEUED,
-                      sa.and_(jobs.c.status == RUNNING, jobs.c.lease_ms < now))  # fmt: skip
+        expired = sa.exists().where(claims.c.job_id == jobs.c.id, in_flight(),
+                                    claims.c.lease_ms < now_ms())  # fmt: skip
+        q = sa.select(jobs).where(
+            jobs.c.status.in_(ACTIVE), jobs.c.model_name.in_(models),
+            sa.or_(jobs.c.status == QUEUED, expired, sa.exists().where(*free(jobs.c.id))),
+        )  # fmt: skip
+        if busy:
+            q = q.where(jobs.c.id.not_in(list(busy)))
         with self.engine.connect() as conn:
-            ids = conn.execute(
-                sa.select(jobs.c.id).where(free, jobs.c.model_name.in_(models))
-                .order_by(jobs.c.created_ms, jobs.c.id).limit(8)
-            ).scalars().all()  # fmt: skip
-        for id_ in ids:
-            with self.engine.begin() as conn:
-                got = conn.execute(
-                    jobs.update().where(jobs.c.id == id_, free).values(
-                        status=RUNNING, owner=owner, lease_ms=now + int(lease_s * 1000),
-                        started_ms=sa.func.coalesce(jobs.c.started_ms, now),
-                    )
-                )  # fmt: skip
-                if got.rowcount == 1:
-                    row = conn.execute(sa.select(jobs).where(jobs.c.id == id_)).first()
-                    return to_job(row)
-        return None
+            row = conn.execute(q.order_by(jobs.c.created_ms, jobs.c.id).limit(1)).first()
+        return None if row is None else to_job(row)
+
+    def take(self, job_id: str, owner: str, lease_s: float, size: int) -> Claim | None:
+        """Claim the next chunk of a job for `owner`: a claim whose lease ran out, whole, else
+        up to `size` free pending instances (never across another claim). None: the job ended."""
+        now = now_ms()
+        lease = now + int(lease_s * 1000)
+        with self.engine.begin() as conn:
+            got = conn.execute(  # first: the job's row lock orders takers and committers
+                jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
+                .values(status=RUNNING, owner=owner, lease_ms=None,
+                        started_ms=sa.func.coalesce(jobs.c.started_ms, now))
+            )  # fmt: skip
+            if got.rowcount != 1:
+                return None
+            late = take_late(conn, job_id, owner, now, lease)
+            if late is not None:
+                return late
+            todo = todo_rows(conn, job_id, uncovered(), limit=size)
+            if not todo:
+                return Claim(job_id, -1, [])
+            nxt = conn.execute(
+                sa.select(sa.func.min(claims.c.first_idx))
+                .where(claims.c.job_id == job_id, in_flight(), claims.c.first_idx > todo[0][0])
+            ).scalar()  # fmt: skip
+            todo = [t for t in todo if nxt is None or t[0] < nxt]
+            conn.execute(claims.insert().values(
+                job_id=job_id, first_idx=todo[0][0], last_idx=todo[-1][0], owner=owner,
+                claimed_ms=now, lease_ms=lease, committed_ms=None))  # fmt: skip
+        return Claim(job_id, todo[0][0], todo)
 
     def renew(self, owner: str, ids: list[str], lease_s: float) -> dict[str, str]:
-        """Extend this owner's leases; the status of each job (what is gone: not running)."""
+        """Extend the leases of this owner's claims in flight; the status of each job."""
         if not ids:
             return {}
         with self.engine.begin() as conn:
             conn.execute(
-                jobs.update()
-                .where(jobs.c.id.in_(ids), jobs.c.owner == owner, jobs.c.status == RUNNING)
+                claims.update()
+                .where(claims.c.job_id.in_(ids), claims.c.owner == owner, in_flight())
                 .values(lease_ms=now_ms() + int(lease_s * 1000))
             )
             rows = conn.execute(
-                sa.select(jobs.c.id, jobs.c.status, jobs.c.owner).where(jobs.c.id.in_(ids))
+                sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ids))
             ).fetchall()
-        return {r.id: (r.status if r.owner == owner else "lost") for r in rows}
+        return {r.id: r.status for r in rows}
 
     def release(self, job_id: str, owner: str) -> None:
-        """Give a job back to the queue (this process cannot run it now)."""
+        """Give this owner's claims of a job back (this process cannot run them now); a job
+        nobody else works on goes back to `queued`."""
         with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.owner == owner,
-                                             jobs.c.status == RUNNING)
-                         .values(status=QUEUED, owner=None, lease_ms=None))  # fmt: skip
+            conn.execute(jobs.update().where(jobs.c.id == job_id)  # the row lock first
+                         .values(lease_ms=None))  # fmt: skip
+            conn.execute(claims.delete().where(claims.c.job_id == job_id,
+                                               claims.c.owner == owner, in_flight()))  # fmt: skip
+            others = sa.exists().where(claims.c.job_id == job_id, in_flight())
+            conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status == RUNNING,
+                                             ~others)
+                         .values(status=QUEUED, owner=None))  # fmt: skip
 
-    def pending(self, job_id: str, limit: int, after: int = -1) -> list[tuple[int, Any]]:
-        """The next instances to explain, in order: (index, input); `after` skips the indices
-        a runner has already passed (they ended), so a long job does not rescan them."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(items.c.idx, items.c.input)
-                .where(items.c.job_id == job_id, items.c.status == PENDING,
-                       items.c.idx > after)
-                .order_by(items.c.idx).limit(limit)
-            ).fetchall()  # fmt: skip
-        return [(r.idx, json.loads(r.input)) for r in rows]
-
-    def commit(self, job_id: str, owner: str, outcomes: list[Outcome]) -> None:
-        """Store a chunk's explanations and mark its instances, all or nothing; `Lost` when
-        this process no longer owns the running job or an instance already ended."""
-        done = [o for o in outcomes if o.pending is not None]
+    def commit(self, claim: Claim, owner: str, outcomes: list[Outcome],
+               keep_inputs: bool = True) -> bool:  # fmt: skip
+        """Store a chunk's explanations and mark its instances, all or nothing; True when this
+        commit ended the job's last instance (the job is then done). `Lost` when the job no
+        longer runs, the claim is no longer this owner's, or an instance already ended."""
+        job_id, done = claim.job_id, [o for o in outcomes if o.pending is not None]
         idx = [o.idx for o in outcomes]
         with self.engine.begin() as conn:
             bumped = conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.owner == owner, jobs.c.status == RUNNING)
+                jobs.update().where(jobs.c.id == job_id, jobs.c.status == RUNNING)
                 .values(done=jobs.c.done + len(done),
                         failed=jobs.c.failed + len(outcomes) - len(done))
             )  # fmt: skip
-            if bumped.rowcount != 1:
-                raise Lost(job_id)
+            mine = conn.execute(
+                claims.update().where(claims.c.job_id == job_id, claims.c.first_idx == claim.first,
+                                      claims.c.owner == owner, in_flight())
+                .values(committed_ms=now_ms())
+            ) if bumped.rowcount == 1 else bumped  # fmt: skip
             still = conn.execute(
                 sa.select(sa.func.count()).select_from(items).where(
                     items.c.job_id == job_id, items.c.idx.in_(idx), items.c.status == PENDING)
             ).scalar()  # fmt: skip
-            if still != len(outcomes):
+            if bumped.rowcount != 1 or mine.rowcount != 1 or still != len(outcomes):
                 raise Lost(job_id)  # rolled back: nothing of this chunk is written
             if done:
                 keep = self.store.store_inputs
@@ -256,14 +205,23 @@ class JobStore:
                 [{"i": o.idx, "s": DONE if o.pending else ERROR,
                   "e": o.pending.id if o.pending else None, "err": o.error} for o in outcomes],
             )  # fmt: skip
+            ended = conn.execute(
+                jobs.update().where(jobs.c.id == job_id, jobs.c.status == RUNNING,
+                                    jobs.c.done + jobs.c.failed + jobs.c.cancelled >= jobs.c.total)
+                .values(status=DONE, finished_ms=now_ms(), lease_ms=None)
+            ).rowcount == 1  # fmt: skip
+            if ended and not keep_inputs:
+                conn.execute(items.update().where(items.c.job_id == job_id).values(input=None))
+        return ended
 
-    def finish(self, job_id: str, owner: str, status: str, error: str | None = None,
+    def finish(self, job_id: str, status: str, error: str | None = None,
                keep_inputs: bool = True) -> bool:  # fmt: skip
-        """End a job this process owns; instances still pending end with `error`."""
+        """End an active job (time budget, a failure, an ended run); the instances still
+        pending end with `error`."""
         with self.engine.begin() as conn:
             ended = conn.execute(
                 jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.owner == owner, jobs.c.status == RUNNING)
+                .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
                 .values(status=status, finished_ms=now_ms(), lease_ms=None, error=error)
             )
             if ended.rowcount != 1:
@@ -272,6 +230,15 @@ class JobStore:
             if not keep_inputs:
                 conn.execute(items.update().where(items.c.job_id == job_id).values(input=None))
         return True
+
+    def workers(self, job_id: str) -> list[dict[str, Any]]:
+        """Who explained (or holds) which instances of a job: its claims, in index order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(claims).where(claims.c.job_id == job_id).order_by(claims.c.first_idx)
+            ).fetchall()  # fmt: skip
+        return [{"first": r.first_idx, "last": r.last_idx, "owner": r.owner,
+                 "committed": r.committed_ms is not None} for r in rows]  # fmt: skip
 
     def cancel(self, job_id: str, keep_inputs: bool = True) -> dict[str, Any] | None:
         """Cancel a queued or running job (its pending instances end as cancelled); the job
@@ -380,4 +347,5 @@ class JobStore:
                                          jobs.c.finished_ms < cutoff)  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(items.delete().where(items.c.job_id.in_(old)))
+            conn.execute(claims.delete().where(claims.c.job_id.in_(old)))
             return int(conn.execute(jobs.delete().where(jobs.c.id.in_(old))).rowcount or 0)
