@@ -1,12 +1,14 @@
 """Prometheus metrics of one app (own registry, so several apps can live in one process).
 
 Under `eaas serve --workers N` the server sets PROMETHEUS_MULTIPROC_DIR: every worker then writes
-its samples to files there, and /metrics (whichever worker answers) adds them all up.
+its samples to files there, and /metrics (whichever worker answers) adds them all up. On Ray
+Serve (`eaas serve --ray`) the replicas' figures are added up the same way by api/ray_metrics.py.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -17,6 +19,10 @@ def multiprocess() -> bool:
 
 
 class Metrics:
+    # gauges whose figure over several processes is the largest, not the sum: declared
+    # multiprocess_mode="livemax" below; api/ray_metrics.py merges Ray replicas by this set
+    LIVEMAX = frozenset({"eaas_jobs"})
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -77,8 +83,12 @@ class Metrics:
             "eaas_workers", "Worker processes reporting", registry=r, multiprocess_mode=live
         )
         self.workers.set(1)
+        # on a Ray replica (api/ray_metrics.py `attach`): the figures of all replicas
+        self.source: Callable[[], bytes] | None = None
 
     def render(self) -> bytes:
+        if self.source is not None:
+            return self.source()
         if multiprocess():
             from prometheus_client import multiprocess as mp
 

@@ -28,15 +28,19 @@ ENV_PREFIXES = ("EAAS_", "MLFLOW_", "HF_", "OMP_", "MKL_", "OPENBLAS_")
 
 def _build() -> Any:
     """Run on each replica when it starts: the app, from the replica's environment; with
-    EAAS_RAY_FANOUT workers, each explainer's evaluation batches spread over them."""
+    EAAS_RAY_FANOUT workers, each explainer's evaluation batches spread over them; its
+    /metrics summed over all replicas (the driver's metrics hub)."""
     from eaas.api.app import create_app
     from eaas.api.ray_fanout import fanout_loader
+    from eaas.api.ray_metrics import attach
 
     settings = ServeSettings()
     loader = None
     if settings.ray_fanout > 0:
         loader = fanout_loader(settings, settings.ray_fanout, settings.ray_replica_cpus)
-    return create_app(settings, loader)
+    app = create_app(settings, loader)
+    attach(app.state.metrics)
+    return app
 
 
 def replica_env(settings: ServeSettings) -> dict[str, str]:
@@ -76,15 +80,19 @@ def parse_autoscale(text: str) -> tuple[int, int]:
 
 
 def deploy(settings: ServeSettings) -> None:
-    """Connect to the cluster (`--address`; none: start a local one), deploy, return."""
+    """Connect to the cluster (`--address`; none: start a local one), start the metrics hub
+    (it lives as long as this process), deploy, return."""
     import ray
     from ray import serve
     from ray.serve.config import HTTPOptions
+
+    from eaas.api.ray_metrics import start_hub
 
     check_exposure(settings)
     ray.init(address=settings.ray_address or None, include_dashboard=False,
              runtime_env={"env_vars": replica_env(settings)},
              log_to_driver=False)  # fmt: skip
+    start_hub()
     serve.start(http_options=HTTPOptions(host=settings.host, port=settings.port))
     ingress = serve.deployment(**deployment_options(settings))(serve.ingress(_build)())
     app = ingress.bind()

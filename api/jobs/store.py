@@ -55,8 +55,9 @@ from eaas.api.jobs.tables import (
     uncovered,
 )
 
-__all__ = ["ACTIVE", "CANCELLED", "DONE", "FAILED", "MAX_ITEMS", "QUEUED", "RUNNING", "STATUSES",
-           "Claim", "JobStore", "Lost", "Outcome", "item_cursor", "items", "jobs", "now_ms"]  # fmt: skip
+__all__ = ["ACTIVE", "CANCELLED", "DONE", "FAILED", "MAX_ITEMS", "QUEUED", "RUNNING",
+           "STATUSES", "Claim", "JobStore", "Lost", "Outcome", "item_cursor", "items", "jobs",
+           "now_ms"]  # fmt: skip
 
 
 class JobStore:

@@ -8,52 +8,26 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from tests.api.conftest import free_port, live_server
+from tests.api.ray_cluster import BIN, env, ray_cli, replica_pids, two_nodes
 from tests.api.test_audit import rows
 
 pytest.importorskip("ray.serve")
 MODELS = ["tiny-xgb@champion", "tiny-mlp@champion", "tiny-bert@champion"]
-BIN = Path(sys.executable).parent
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def env() -> dict[str, str]:
-    """Read when used: the session's registry variables are set by a fixture."""
-    return {**os.environ, **RAY_ENV}
-
-
-def ray_cli(*args: str) -> str:
-    out = subprocess.run([str(BIN / "ray"), *args], env=env(), capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """Head (1 CPU, resource `head`) and worker (1 CPU, resource `explain`) nodes; stopped at
-    the end whatever happens."""
-    port = free_port()
-    common = ("--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats")
-    try:
-        ray_cli("start", "--head", "--port", str(port), "--include-dashboard", "false",
-                "--resources", '{"head": 1}', *common)  # fmt: skip
-        ray_cli("start", "--address", f"127.0.0.1:{port}", "--resources", '{"explain": 1}',
-                *common)  # fmt: skip
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env(), capture_output=True,
-                       timeout=120)  # fmt: skip
+    with two_nodes() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +146,6 @@ def test_keys_and_routes_are_the_same(on_ray):
     assert on_ray.get("/v1/models").status_code == 200
     assert on_ray.post("/v1/models/tiny-xgb:explain", json={"rows": []}).status_code == 422
     assert on_ray.get("/v1/jobs/" + "0" * 32).status_code == 404
-
-
-def replica_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ServeReplica:eaas"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def test_a_killed_replica_recovers_with_no_5xx_but_503(on_ray):
