@@ -18,8 +18,7 @@ import threading
 from typing import Any
 
 from eaas.api.server import check_exposure
-from eaas.api.settings import ServeSettings
-from eaas.explain.errors import BadRequest
+from eaas.api.settings import ServeSettings, parse_autoscale
 
 log = logging.getLogger("eaas.api")
 APP_NAME = "eaas"
@@ -68,15 +67,6 @@ def deployment_options(settings: ServeSettings) -> dict[str, Any]:
     else:
         opts["num_replicas"] = settings.ray_replicas
     return opts
-
-
-def parse_autoscale(text: str) -> tuple[int, int]:
-    """`MIN:MAX`, 0 <= MIN <= MAX, MAX >= 1."""
-    low, sep, high = text.partition(":")
-    if not sep or not low.isdigit() or not high.isdigit() or not 0 <= int(low) <= int(high) \
-            or int(high) < 1:  # fmt: skip
-        raise BadRequest("autoscale: expected MIN:MAX replicas, e.g. 1:4", field="autoscale")
-    return int(low), int(high)
 
 
 def deploy(settings: ServeSettings) -> None:

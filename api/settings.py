@@ -122,12 +122,12 @@ class ServeSettings(CoreSettings):
         "running them to others."
     )
     job_lease_s: float = Field(
-        default=30.0, gt=0, description="A running job whose process stops renewing it for "
-        "this long (killed, cut off) is resumed by another process or the next start."
+        default=30.0, gt=0, description="A chunk of a job whose process stops renewing it for "
+        "this long (killed, cut off) is taken over by another process or the next start."
     )
     job_poll_s: float = Field(
-        default=1.0, gt=0, description="How often a process renews its jobs' leases, sees "
-        "cancellations made elsewhere and looks for waiting jobs."
+        default=1.0, gt=0, description="How often a process renews its chunks' leases, sees "
+        "cancellations made elsewhere and looks for jobs with work free."
     )
 
     # --- Ray Serve (issue 18): `eaas serve --ray`, docs/operations.md ---
@@ -160,6 +160,13 @@ class ServeSettings(CoreSettings):
             return [s.strip() for s in v.split(",") if s.strip()]
         return v
 
+    @field_validator("ray_autoscale")
+    @classmethod
+    def _autoscale(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_autoscale(v)  # checked before anything connects to a cluster
+        return v
+
     @model_validator(mode="after")
     def _requests_keep_a_thread(self) -> ServeSettings:
         # with one executor thread, a job and requests alternate chunk by chunk
@@ -174,3 +181,12 @@ class ServeSettings(CoreSettings):
     @property
     def loopback(self) -> bool:
         return self.host in LOOPBACK or self.host.startswith("127.")
+
+
+def parse_autoscale(text: str) -> tuple[int, int]:
+    """`MIN:MAX` replicas, 0 <= MIN <= MAX, MAX >= 1."""
+    low, sep, high = text.partition(":")
+    ok = sep and low.isdigit() and high.isdigit() and 0 <= int(low) <= int(high) and int(high) >= 1
+    if not ok:
+        raise ValueError("expected MIN:MAX replicas with MIN <= MAX, e.g. 1:4")
+    return int(low), int(high)

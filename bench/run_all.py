@@ -46,7 +46,7 @@ MODULES: list[tuple[str, tuple[str, ...], int]] = [
     ("bench_fair", (), 50),
     ("bench_load", (), 110),
     ("bench_jobs", (), 300),  # issue 17: fairness beside a job
-    ("bench_ray", (), 900),  # issue 18: one review spread over two Ray nodes (~9 min)
+    ("bench_ray", (), 1200),  # issue 18: a review, a kernel explanation over 2 Ray nodes (~12 min)
 ]
 
 

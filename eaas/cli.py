@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -51,6 +51,15 @@ def _expected() -> tuple[type[Exception], ...]:
     return (EaasError, FileNotFoundError, *extra)
 
 
+def _settings_error(exc: Any) -> str:
+    """A bad setting, named as its environment variable, with the reason (never the value)."""
+    parts = []
+    for err in exc.errors():
+        where = "EAAS_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def _run(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
@@ -59,6 +68,11 @@ def _run(fn, *args, **kwargs):
     except Exception as exc:
         if isinstance(exc, _expected()):
             _fail(exc)
+        pydantic, pyd_settings = sys.modules.get("pydantic"), sys.modules.get("pydantic_settings")
+        if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+            _fail(ValueError(_settings_error(exc)))
+        if pyd_settings is not None and isinstance(exc, pyd_settings.SettingsError):
+            _fail(exc)  # a variable that does not parse (bad JSON): its name is in the message
         if _debug():  # a bug, not the user's input: one line unless --debug
             raise
         from eaas.explain.errors import one_line
@@ -148,6 +162,8 @@ def _serve(ray: bool = False, **flags: object) -> None:
     overrides = {k: v for k, v in flags.items() if v is not None}
     if ray:
         try:
+            import ray.serve  # noqa: F401  (the optional extra: checked before anything starts)
+
             from eaas.api.ray_serve import serve_on_ray
         except ImportError:
             _fail(ImportError("--ray needs Ray Serve: pip install 'eaas[ray]'"))
