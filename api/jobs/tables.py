@@ -140,12 +140,14 @@ def take_late(conn: sa.Connection, job_id: str, owner: str, now: int, lease: int
         if late is None:
             return None
         todo = todo_rows(conn, job_id, items.c.idx.between(late.first_idx, late.last_idx))
-        mine = claims.update().where(claims.c.job_id == job_id,
-                                     claims.c.first_idx == late.first_idx)  # fmt: skip
-        if todo:
-            conn.execute(mine.values(owner=owner, claimed_ms=now, lease_ms=lease))
+        # still late: its owner may have renewed it since (renewals do not lock the job row)
+        mine = claims.update().where(claims.c.job_id == job_id, in_flight(),
+                                     claims.c.first_idx == late.first_idx,
+                                     claims.c.lease_ms < now)  # fmt: skip
+        if not todo:
+            conn.execute(mine.values(committed_ms=now))  # nothing left in it: closed
+        elif conn.execute(mine.values(owner=owner, claimed_ms=now, lease_ms=lease)).rowcount:
             return Claim(job_id, late.first_idx, todo)
-        conn.execute(mine.values(committed_ms=now))  # nothing left in it: closed, not retaken
 
 
 def to_job(row: Any) -> dict[str, Any]:
