@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from eaas.explain.errors import MissingBackground
 from eaas.explain.shapley import Estimate, Game, row_rng
 from eaas.explain.source import SourceModel
 from eaas.explain.tabular.base import Computed, TabularMethod
-from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, Spread, masked_values
+from eaas.explain.tabular.estimators import MAX_ROWS_PER_CALL, Fn, masked_values
 from eaas.explain.validation import Params
 
 
@@ -43,30 +44,27 @@ class SampledMethod(TabularMethod):
         # typed frames cost more per call than arrays: fewer, larger calls (estimators.py)
         self.rows_per_call = MAX_ROWS_PER_CALL * (1 if self.codec is None else 4)
         self.fn = self.model_on(vocab)
-        self.spread: Spread | None = None  # where model calls run (here unless set)
+        # where model calls run (here unless set): (row, masks, vocabulary) per call
+        self.spread: Callable[[list[Any], Any], list[np.ndarray]] | None = None
         self.base = self.fn(self.bg).mean(axis=0)  # E[f(background)]: the all-off coalition
 
-    def model_on(self, vocab: list[list[str]] | None) -> Fn:
+    def model_on(self, vocab: list[list[str]] | None) -> ModelOn:
         """The model on an array of (coded) rows: one call per large batch, not per coalition.
         `vocab` decodes string/category codes (a call's own: it may hold unseen values)."""
-
-        def fn(arr: np.ndarray) -> np.ndarray:
-            if self._array_model is not None:
-                m = self._array_model
-                out = m.predict_proba(arr) if self.source.is_classifier else m.predict(arr)
-                return np.asarray(out, dtype=float).reshape(len(arr), -1)
-            if self.codec is not None and vocab is not None:
-                return self.source.predict_output(self.codec.decode(arr, vocab))
-            frame = pd.DataFrame(arr, columns=self.source.feature_names, copy=False)
-            return self.source.predict_output(frame)
-
-        return fn
+        return ModelOn(self, vocab)
 
     def game(self, fn: Fn, row: np.ndarray) -> Game:
         """The interventional game of one row: absent features take the background's values.
-        Its model calls may run elsewhere (`spread_to`) when the model is this method's own
-        (a mixed-type row's model decodes with the request's vocabulary: always here)."""
-        spread = self.spread if fn is self.fn else None
+        Its model calls may run elsewhere (`spread_to`): each call goes with the vocabulary
+        its rows are coded in, so a mixed-type row (a pipeline, a custom pyfunc on strings)
+        is decoded there exactly as here."""
+        spread = None
+        if self.spread is not None and isinstance(fn, ModelOn) and fn.method is self:
+            outer, vocab = self.spread, fn.vocab
+
+            def spread(calls: list[Any], stop: Any = None) -> list[np.ndarray]:
+                return outer([(x, masks, vocab) for x, masks in calls], stop)
+
         return lambda masks: masked_values(fn, row, masks, self.bg, self.rows_per_call, spread)
 
     def spread_to(self, spread: Any) -> bool:
@@ -74,9 +72,10 @@ class SampledMethod(TabularMethod):
         return True
 
     def run_batch(self, batch: Any) -> Any:
-        """One model call of `masked_values`: (row, masks) -> (masks, outputs)."""
-        row, masks = batch
-        return masked_values(self.fn, row, masks, self.bg, self.rows_per_call)
+        """One model call of `masked_values`: (row, masks, vocabulary) -> (masks, outputs)."""
+        row, masks, vocab = batch
+        fn = self.fn if self.codec is None else self.model_on(vocab)
+        return masked_values(fn, row, masks, self.bg, self.rows_per_call)
 
     def _compute(
         self, rows: np.ndarray, max_evals: int, seed: int
@@ -105,6 +104,25 @@ class SampledMethod(TabularMethod):
         """One row's attributions (outputs, features), adding up to f(row) - base, with their
         standard errors; f(row) is measured from the row alone (a batched call may round
         differently, BLAS blocking, and a row's numbers must not depend on its batch)."""
+
+
+class ModelOn:
+    """A sampled method's model on (coded) rows, with the vocabulary the codes are in (what a
+    model call run elsewhere needs to decode them the same way)."""
+
+    def __init__(self, method: SampledMethod, vocab: list[list[str]] | None) -> None:
+        self.method, self.vocab = method, vocab
+
+    def __call__(self, arr: np.ndarray) -> np.ndarray:
+        m = self.method
+        if m._array_model is not None:
+            am = m._array_model
+            out = am.predict_proba(arr) if m.source.is_classifier else am.predict(arr)
+            return np.asarray(out, dtype=float).reshape(len(arr), -1)
+        if m.codec is not None and self.vocab is not None:
+            return m.source.predict_output(m.codec.decode(arr, self.vocab))
+        frame = pd.DataFrame(arr, columns=m.source.feature_names, copy=False)
+        return m.source.predict_output(frame)
 
 
 def array_model(source: SourceModel, bg: np.ndarray) -> Any:

@@ -16,12 +16,17 @@ import httpx
 import numpy as np
 import pytest
 
+from tests import fixtures as fx
 from tests.api.conftest import free_port, live_server
 from tests.api.ray_cluster import BIN, env, ray_cli, replica_pids, two_nodes
 from tests.api.test_audit import rows
 
 pytest.importorskip("ray.serve")
 MODELS = ["tiny-xgb@champion", "tiny-mlp@champion", "tiny-bert@champion"]
+LOAN = ["loan-pipeline", "loan-pyfunc"]  # a sklearn pipeline on strings, a custom pyfunc
+LOAN_ROWS = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+             for r in fx.loan_data(400)[0].iloc[[50, 51]].astype(object).to_dict("records")]
+LOAN_ROWS[0]["purpose"] = "wedding"  # unseen: coded with the request's own vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def cluster() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def on_ray(built, slow_mlp, cluster) -> Iterator[httpx.Client]:
+def on_ray(built, slow_mlp, loan_built, cluster) -> Iterator[httpx.Client]:
     """`eaas serve --ray --address` with the replica pinned to the worker node's resource."""
     port = free_port()
     log = tempfile.TemporaryFile()
@@ -39,7 +44,7 @@ def on_ray(built, slow_mlp, cluster) -> Iterator[httpx.Client]:
              "EAAS_RAY_FANOUT": "1"}  # one batch worker per text explainer: the head's CPU
     proc = subprocess.Popen(
         [str(BIN / "eaas"), "serve", "--ray", "--address", cluster, "--port", str(port),
-         "--models", ",".join([*MODELS, slow_mlp])],
+         "--models", ",".join([*MODELS, *LOAN, slow_mlp])],
         env={**env(), **extra}, stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
@@ -80,6 +85,8 @@ CASES = {
     "tiny-xgb": rows(3),
     "tiny-mlp": rows(2, 0.7),
     "tiny-bert": ["good movie", "a dull and bad film"],
+    "loan-pipeline": LOAN_ROWS,
+    "loan-pyfunc": LOAN_ROWS,
 }
 
 
@@ -113,6 +120,22 @@ def test_a_heavy_black_box_explanation_spread_gives_the_same_numbers(on_ray, slo
             np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-12, err_msg=k)
 
 
+def test_a_heavy_custom_pyfunc_explanation_on_strings_spread_gives_the_same_numbers(on_ray):
+    """A custom pyfunc over strings, a category and numbers (permutation, 20,000 evaluations
+    over its 40 input-example rows): its coded model calls go out with the request's own
+    vocabulary; equal to a local run to 1e-12."""
+    body = {"instances": LOAN_ROWS, "parameters": {"seed": 6, "max_evals": 20000,
+                                                    "tolerance": 0}}  # fmt: skip
+    got = on_ray.post("/v1/models/loan-pyfunc:explain", json=body).json()
+    with live_server(models=LOAN, store=False) as local:
+        want = local.post("/v1/models/loan-pyfunc:explain", json=body).json()
+    assert got["explainer"]["method"] == "permutation", got
+    for a, b in zip(got["explanations"], want["explanations"], strict=True):
+        assert a["features"] == b["features"] and len(a["features"]) == 7
+        for k in ("values", "prediction", "base_values", "approximation_error"):
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-12, err_msg=k)
+
+
 def test_shares_deal_the_batches_in_turn():
     from eaas.api.ray_fanout import shares
 
@@ -124,7 +147,7 @@ def test_same_numbers_as_the_single_process_service(on_ray, tmp_path):
     got = {m: on_ray.post(f"/v1/models/{m}:explain",
                           json={"instances": x, "parameters": {"seed": 5}}).json()
            for m, x in CASES.items()}  # fmt: skip
-    with live_server(models=MODELS, store=False) as local:
+    with live_server(models=[*MODELS, *LOAN], store=False) as local:
         for m, x in CASES.items():
             want = local.post(f"/v1/models/{m}:explain",
                               json={"instances": x, "parameters": {"seed": 5}}).json()  # fmt: skip
