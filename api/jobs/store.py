@@ -183,16 +183,18 @@ class JobStore:
                 .values(done=jobs.c.done + len(done),
                         failed=jobs.c.failed + len(outcomes) - len(done))
             )  # fmt: skip
+            if bumped.rowcount != 1:
+                raise Lost(job_id)  # the job ended; raising rolls the transaction back
             mine = conn.execute(
                 claims.update().where(claims.c.job_id == job_id, claims.c.first_idx == claim.first,
                                       claims.c.owner == owner, in_flight())
                 .values(committed_ms=now_ms())
-            ) if bumped.rowcount == 1 else bumped  # fmt: skip
+            )  # fmt: skip
             still = conn.execute(
                 sa.select(sa.func.count()).select_from(items).where(
                     items.c.job_id == job_id, items.c.idx.in_(idx), items.c.status == PENDING)
             ).scalar()  # fmt: skip
-            if bumped.rowcount != 1 or mine.rowcount != 1 or still != len(outcomes):
+            if mine.rowcount != 1 or still != len(outcomes):
                 raise Lost(job_id)  # rolled back: nothing of this chunk is written
             if done:
                 keep = self.store.store_inputs

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,9 @@ class Postgres:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
+@contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    """A throwaway server for a module's tests (skipped where the binaries are missing)."""
     bindir = pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries not installed (apt-get install -y postgresql)")
@@ -78,6 +80,12 @@ def pg() -> Iterator[Postgres]:
     finally:
         server.stop()
         shutil.rmtree(server.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with running_postgres() as server:
+        yield server
 
 
 def test_store_on_postgresql(built, pg):

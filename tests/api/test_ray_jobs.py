@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.api.conftest import serve_process
 from tests.api.ray_cluster import RAY_ENV, replica_pids, two_nodes
 from tests.api.test_audit import rows
-from tests.api.test_audit_pg import Postgres, pg_bin
+from tests.api.test_audit_pg import running_postgres
 from tests.api.test_jobs import SLOW, same
 from tests.api.test_jobs_kept import each_once
 
@@ -29,17 +28,8 @@ pytest.importorskip("ray.serve")
 
 @pytest.fixture(scope="module")
 def store_url() -> Iterator[str]:
-    bindir = pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install -y postgresql)")
-    server = Postgres(bindir)
-    try:
-        server.init()
-        server.start()
+    with running_postgres() as server:
         yield server.url
-    finally:
-        server.stop()
-        shutil.rmtree(server.tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
